@@ -1,0 +1,50 @@
+"""Checkpoints that survive a kill and rebuild their model from the file alone."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import get_class
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+MODEL_CLASS_KEY = "genlab_model_class"
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes to ``<path>.tmp`` then renames: a kill mid-write leaves the previous file intact."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as f:
+            torch.save(checkpoint, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+
+class RecordModelClass(L.Callback):
+    """Stores the LightningModule's import path so ``load_model`` needs nothing but the file."""
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        cls = type(pl_module)
+        checkpoint[MODEL_CLASS_KEY] = f"{cls.__module__}.{cls.__qualname__}"
+
+
+def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> L.LightningModule:
+    """Rebuild a trained genlab model (hyper-parameters, weights) from a checkpoint file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist; pass ckpt=<run dir>/checkpoints/last.ckpt")
+    checkpoint = torch.load(path, map_location=map_location, weights_only=False)
+    if MODEL_CLASS_KEY not in checkpoint:
+        raise ValueError(f"{path} was not written by genlab's train.py (no '{MODEL_CLASS_KEY}' entry)")
+    cls = get_class(checkpoint[MODEL_CLASS_KEY])
+    model = cls(**checkpoint["hyper_parameters"])
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.to(map_location).eval()

@@ -1,0 +1,45 @@
+"""What ``python generate.py ckpt=... n=... out=...`` does: n PNGs and grid.png from a checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+from torchvision.utils import save_image
+
+from genlab.callbacks.images import to_grid
+from genlab.checkpoint import load_model
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def run(cfg: DictConfig) -> Path:
+    if cfg.n < 1:
+        raise ValueError(f"n={cfg.n}: ask for at least one image")
+    model = load_model(cfg.ckpt, map_location=pick_device(cfg.device))
+    if not hasattr(model, "sample"):
+        raise TypeError(
+            f"{type(model).__name__} does not sample unconditionally (no sample(n)); "
+            "use translate.py for translation models"
+        )
+    out = Path(cfg.out) if cfg.out else Path(cfg.ckpt).resolve().parent.parent / "generated"
+    out.mkdir(parents=True, exist_ok=True)
+
+    generator = torch.Generator(device=model.device).manual_seed(cfg.seed)
+    images = torch.cat(
+        [
+            model.sample(min(cfg.batch_size, cfg.n - i), generator=generator).cpu()
+            for i in range(0, cfg.n, cfg.batch_size)
+        ]
+    )
+    width = len(str(cfg.n - 1))
+    for i, image in enumerate(images):
+        save_image(image * 0.5 + 0.5, out / f"{i:0{width}d}.png")
+    save_image(to_grid(images, cfg.nrow), out / "grid.png")
+    print(f"wrote {len(images)} images and grid.png to {out}")
+    return out

@@ -1,0 +1,93 @@
+"""Adversarial losses, regularisers and divergences as small pure functions.
+
+Discriminator losses take the raw (pre-sigmoid) outputs ``logits_real`` / ``logits_fake``;
+generator losses take ``logits_fake``. Every function returns a scalar (the batch mean).
+A model config names a pair by dotted path (see ``conf/model/loss/``), so adding a loss is one
+function here and one YAML file there.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+# --- Goodfellow et al. 2014: min_G max_D E[log D(x)] + E[log(1 - D(G(z)))] ------------------
+
+
+def d_nonsaturating_loss(logits_real: Tensor, logits_fake: Tensor) -> Tensor:
+    """-E[log D(x)] - E[log(1 - D(G(z)))], the discriminator side of the original game."""
+    return F.softplus(-logits_real).mean() + F.softplus(logits_fake).mean()
+
+
+def g_nonsaturating_loss(logits_fake: Tensor) -> Tensor:
+    """-E[log D(G(z))]: the heuristic generator loss with strong early gradients."""
+    return F.softplus(-logits_fake).mean()
+
+
+def g_minimax_loss(logits_fake: Tensor) -> Tensor:
+    """E[log(1 - D(G(z)))]: the generator minimises the original minimax value.
+
+    log(1 - sigmoid(l)) = -softplus(l), so the loss is -softplus(l); it saturates when D wins.
+    """
+    return -F.softplus(logits_fake).mean()
+
+
+# --- Lim & Ye 2017 / Miyato et al. 2018: hinge ------------------------------------------------
+
+
+def d_hinge_loss(logits_real: Tensor, logits_fake: Tensor) -> Tensor:
+    return F.relu(1.0 - logits_real).mean() + F.relu(1.0 + logits_fake).mean()
+
+
+def g_hinge_loss(logits_fake: Tensor) -> Tensor:
+    return -logits_fake.mean()
+
+
+# --- Arjovsky et al. 2017: Wasserstein critic (pair it with gradient_penalty) -----------------
+
+
+def d_wasserstein_loss(logits_real: Tensor, logits_fake: Tensor) -> Tensor:
+    return logits_fake.mean() - logits_real.mean()
+
+
+def g_wasserstein_loss(logits_fake: Tensor) -> Tensor:
+    return -logits_fake.mean()
+
+
+# --- Mao et al. 2017: least squares (a = 0, b = c = 1), as CycleGAN uses it --------------------
+
+
+def d_lsgan_loss(logits_real: Tensor, logits_fake: Tensor) -> Tensor:
+    return F.mse_loss(logits_real, torch.ones_like(logits_real)) + F.mse_loss(
+        logits_fake, torch.zeros_like(logits_fake)
+    )
+
+
+def g_lsgan_loss(logits_fake: Tensor) -> Tensor:
+    return F.mse_loss(logits_fake, torch.ones_like(logits_fake))
+
+
+# --- Regularisers -------------------------------------------------------------------------------
+
+
+def gradient_penalty(critic: torch.nn.Module, real: Tensor, fake: Tensor) -> Tensor:
+    """Gulrajani et al. 2017: E[(||grad_x D(x_hat)||_2 - 1)^2], x_hat on real-fake segments."""
+    alpha = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device)
+    x_hat = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+    return (grad.flatten(1).norm(2, dim=1) - 1).pow(2).mean()
+
+
+def r1_penalty(logits_real: Tensor, real: Tensor) -> Tensor:
+    """Mescheder et al. 2018: E[||grad_x D(x)||^2] on real data (``real`` must require grad).
+
+    Multiply by r1_gamma / 2 at the call site, as the paper writes it.
+    """
+    (grad,) = torch.autograd.grad(logits_real.sum(), real, create_graph=True)
+    return grad.flatten(1).pow(2).sum(dim=1).mean()
+
+
+def kl_divergence(mu: Tensor, logvar: Tensor) -> Tensor:
+    """KL(N(mu, diag exp(logvar)) || N(0, I)) summed over latent dims, per sample (shape [N])."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).flatten(1).sum(dim=1)

@@ -1,0 +1,115 @@
+"""Unconditional GAN: DCGAN networks and the usual menu of losses and regularisers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from hydra.utils import get_method, instantiate
+
+from genlab import losses
+from genlab.models.adversarial import AdversarialModule
+
+
+class GAN(AdversarialModule):
+    """GAN (Goodfellow et al. 2014, arXiv:1406.2661) with DCGAN networks (Radford et al. 2015,
+    arXiv:1511.06434) and the later losses/regularisers as options.
+
+    With D's logits l(x) and σ the sigmoid, the original game is
+
+        min_G max_D  V(D, G) = E_x[log σ(l(x))] + E_z[log(1 − σ(l(G(z))))]
+
+    ``loss.d`` / ``loss.g`` name the pure functions in :mod:`genlab.losses`: ``minimax`` has G
+    minimise V itself; ``nonsaturating`` (default) has G minimise −E_z[log σ(l(G(z)))] instead;
+    ``hinge``, ``wasserstein`` and ``lsgan`` swap both sides. On top of the D loss:
+
+        + λ_gp · E[(‖∇_x̂ D(x̂)‖₂ − 1)²]     (WGAN-GP, Gulrajani et al. 2017; lambda_gp=0: off)
+        + γ/2 · E_x[‖∇_x D(x)‖²]           (R1, Mescheder et al. 2018; r1_gamma=0: off)
+
+    D takes ``n_critic`` steps (one per batch) for every G step.
+    """
+
+    def __init__(
+        self,
+        generator: Mapping[str, Any],
+        discriminator: Mapping[str, Any],
+        loss: Mapping[str, Any],
+        optimizer_g: Mapping[str, Any],
+        optimizer_d: Mapping[str, Any],
+        n_critic: int = 1,  # D steps per G step
+        lambda_gp: float = 0.0,  # WGAN-GP weight; 0 = off
+        r1_gamma: float = 0.0,  # R1 weight γ (applied as γ/2); 0 = off
+        ema_decay: float = 0.0,  # EMA of G per G step; 0 = off
+        grad_clip: float | None = None,
+        n_preview: int = 64,  # fixed-noise samples in each preview grid
+    ):
+        super().__init__(ema_decay=ema_decay, grad_clip=grad_clip)
+        self.save_hyperparameters()
+        self.generator = instantiate(generator)
+        self.discriminator = instantiate(discriminator)
+        self.init_ema()
+        self.d_loss = get_method(loss["d"])
+        self.g_loss = get_method(loss["g"])
+        self.d_is_probability = bool(loss.get("probability", False))
+        self.register_buffer("fixed_z", torch.randn(n_preview, self.generator.latent_dim))
+
+    def configure_optimizers(self):
+        return (
+            self.build_optimizer(self.hparams.optimizer_g, self.generator.parameters()),
+            self.build_optimizer(self.hparams.optimizer_d, self.discriminator.parameters()),
+        )
+
+    def training_step(self, batch, batch_idx: int) -> None:
+        real = batch[0]
+        opt_g, opt_d = self.optimizers()
+        z = torch.randn(real.shape[0], self.generator.latent_dim, device=self.device)
+        fake = self.generator(z)
+
+        with self.toggled_optimizer(opt_d):
+            real.requires_grad_(self.hparams.r1_gamma > 0)
+            logits_real = self.discriminator(real)
+            logits_fake = self.discriminator(fake.detach())
+            loss_d = self.d_loss(logits_real, logits_fake)
+            terms = {"loss_d": loss_d.detach()}
+            if self.hparams.lambda_gp > 0:
+                gp = losses.gradient_penalty(self.discriminator, real, fake)
+                loss_d = loss_d + self.hparams.lambda_gp * gp
+                terms["gp"] = gp.detach()
+            if self.hparams.r1_gamma > 0:
+                r1 = losses.r1_penalty(logits_real, real)
+                loss_d = loss_d + 0.5 * self.hparams.r1_gamma * r1
+                terms["r1"] = r1.detach()
+            self.update(opt_d, loss_d)
+
+        to_output = torch.sigmoid if self.d_is_probability else (lambda t: t)
+        terms["d_real"] = to_output(logits_real.detach()).mean()
+        terms["d_fake"] = to_output(logits_fake.detach()).mean()
+
+        if (batch_idx + 1) % self.hparams.n_critic == 0:
+            with self.toggled_optimizer(opt_g):
+                loss_g = self.g_loss(self.discriminator(fake))
+                self.update(opt_g, loss_g)
+            self.update_ema()
+            terms["loss_g"] = loss_g.detach()
+
+        self.log_dict({f"train/{k}": v for k, v in terms.items()}, prog_bar=False)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n images in [-1, 1] from z ~ N(0, I) (EMA weights when enabled)."""
+        z = torch.randn(n, self.generator.latent_dim, device=self.device, generator=generator)
+        return self._generate(z)
+
+    @torch.no_grad()
+    def previews(self, batch) -> dict[str, tuple[torch.Tensor, int]]:
+        return {"samples": (self._generate(self.fixed_z), 8)}
+
+    def _generate(self, z: torch.Tensor) -> torch.Tensor:
+        sampler = self.sampler
+        was_training = sampler.training
+        sampler.eval()
+        try:
+            return sampler(z)
+        finally:
+            sampler.train(was_training)

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from genlab.config import compose_train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Tests run offline and small: one thread per op keeps two pytest workers (or a helper) from
+# thrashing a 2-core machine, and turns off anything that would try the network.
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+
+# What every test run overrides: CPU, no rich progress bar, tiny epochs.
+FAST = [
+    "trainer=cpu",
+    "trainer.max_epochs=1",
+    "+trainer.limit_train_batches=2",
+    "+trainer.limit_val_batches=1",
+    "trainer.log_every_n_steps=1",
+    "+trainer.enable_progress_bar=false",
+    "+trainer.enable_model_summary=false",
+    "callbacks.progress_bar=null",
+    "callbacks.lr_monitor=null",
+]
+
+
+@pytest.fixture
+def make_cfg(tmp_path):
+    """compose_train(overrides) with FAST settings and the run directory in tmp_path."""
+
+    def make(*overrides: str, fast: bool = True):
+        return compose_train([*(FAST if fast else []), *overrides], output_dir=tmp_path / "run")
+
+    return make
+
+
+def run_script(script: str, *args: str, cwd: Path, timeout: float = 300, env: dict | None = None):
+    """Run one of the repository's entry points as a user would, in ``cwd``."""
+    import subprocess
+
+    return subprocess.run(
+        [sys.executable, str(ROOT / script), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+    )
