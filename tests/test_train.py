@@ -178,3 +178,12 @@ def test_unknown_choice_lists_alternatives():
 
     with pytest.raises(ConfigCompositionException, match="dcgan"):
         compose_train(["model=nosuchmodel"])
+
+
+def test_checkpoint_carries_the_run_config(make_cfg):
+    from genlab.checkpoint import load_run_config
+
+    cfg = make_cfg("data.batch_size=8", "model.generator.width=8", "model.discriminator.width=8", "data.image_size=16")
+    train.run(cfg)
+    config = load_run_config(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt")
+    assert config["data"]["image_size"] == 16 and config["model"]["generator"]["image_size"] == 16

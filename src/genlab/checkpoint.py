@@ -12,6 +12,7 @@ from hydra.utils import get_class
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 MODEL_CLASS_KEY = "genlab_model_class"
+CONFIG_KEY = "genlab_config"  # the whole resolved run config (data, model, trainer, ...)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -28,22 +29,41 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         os.replace(tmp, path)
 
 
-class RecordModelClass(L.Callback):
-    """Stores the LightningModule's import path so ``load_model`` needs nothing but the file."""
+class RecordRun(L.Callback):
+    """Stores the LightningModule's import path, and the run's resolved config, in every checkpoint:
+    ``load_model`` needs nothing but the file, and ``load_run_config`` rebuilds the data side."""
+
+    def __init__(self, config: dict[str, Any] | None = None):
+        self.config = config
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
         cls = type(pl_module)
         checkpoint[MODEL_CLASS_KEY] = f"{cls.__module__}.{cls.__qualname__}"
+        if self.config is not None:
+            checkpoint[CONFIG_KEY] = self.config
 
 
-def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> L.LightningModule:
-    """Rebuild a trained genlab model (hyper-parameters, weights) from a checkpoint file."""
+def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist; pass ckpt=<run dir>/checkpoints/last.ckpt")
     checkpoint = torch.load(path, map_location=map_location, weights_only=False)
     if MODEL_CLASS_KEY not in checkpoint:
         raise ValueError(f"{path} was not written by genlab's train.py (no '{MODEL_CLASS_KEY}' entry)")
+    return checkpoint
+
+
+def load_run_config(path: str | os.PathLike) -> dict[str, Any]:
+    """The resolved config of the run that wrote the checkpoint (e.g. its ``data`` section)."""
+    config = read_checkpoint(path).get(CONFIG_KEY)
+    if config is None:
+        raise ValueError(f"{path} carries no run config; it was saved outside train.py")
+    return config
+
+
+def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> L.LightningModule:
+    """Rebuild a trained genlab model (hyper-parameters, weights) from a checkpoint file."""
+    checkpoint = read_checkpoint(path, map_location)
     cls = get_class(checkpoint[MODEL_CLASS_KEY])
     model = cls(**checkpoint["hyper_parameters"])
     model.load_state_dict(checkpoint["state_dict"])

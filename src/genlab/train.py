@@ -12,7 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from genlab.callbacks import ImagesSeen
-from genlab.checkpoint import AtomicCheckpointIO, RecordModelClass
+from genlab.checkpoint import AtomicCheckpointIO, RecordRun
 
 log = logging.getLogger("genlab")
 
@@ -57,7 +57,7 @@ def run(cfg: DictConfig) -> float | None:
     datamodule: L.LightningDataModule = instantiate(cfg.data)
     model: L.LightningModule = instantiate(cfg.model, _recursive_=False, _convert_="all")
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
-    callbacks += [ImagesSeen(), RecordModelClass()]
+    callbacks += [ImagesSeen(), RecordRun(OmegaConf.to_container(cfg, resolve=True))]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     trainer: L.Trainer = instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
