@@ -56,8 +56,13 @@ def test_wandb_logger_runs_offline_without_a_key(make_cfg, monkeypatch):
     pytest.importorskip("wandb")
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.delenv("WANDB_MODE", raising=False)
-    cfg = make_cfg("logger=wandb", "logger.wandb.offline=false", "data.batch_size=8",
-                   "model.generator.width=8", "model.discriminator.width=8")
+    cfg = make_cfg(
+        "logger=wandb",
+        "logger.wandb.offline=false",
+        "data.batch_size=8",
+        "model.generator.width=8",
+        "model.discriminator.width=8",
+    )
     with pytest.warns(UserWarning, match="logging offline"):
         train.run(cfg)
     assert list((Path(cfg.paths.output_dir) / "wandb").glob("offline-run-*"))
