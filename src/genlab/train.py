@@ -106,6 +106,11 @@ def summarise(trainer: L.Trainer, output_dir: Path) -> None:
     for logger in trainer.loggers:
         lines.append(f"{type(logger).__name__:<15} {logger.log_dir or logger.save_dir}")
     shown = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-    if shown:
-        lines.append("final metrics   " + "  ".join(f"{k}={v:.4g}" for k, v in sorted(shown.items())))
+    quality = {k: v for k, v in shown.items() if k.startswith("val/") and "[" in k}  # SampleQuality's keys
+    if shown.keys() - quality.keys():
+        lines.append(
+            "final metrics   " + "  ".join(f"{k}={v:.4g}" for k, v in sorted(shown.items()) if k not in quality)
+        )
+    if quality:
+        lines.append("sample quality  " + "  ".join(f"{k}={v:.4g}" for k, v in sorted(quality.items())))
     print("\n".join(lines))
