@@ -261,3 +261,17 @@ def test_evaluate_two_folders_of_the_same_images_gives_zero(tmp_path):
     values = evaluate.run(ev)
     assert abs(values["fid120[classifier]"]) < 1e-6
     assert values["precision120[classifier]"] == 1.0 and values["recall120[classifier]"] == 1.0
+
+
+@pytest.mark.slow
+def test_callback_under_ddp_gathers_every_rank_and_does_not_hang(tmp_path):
+    from tests.conftest import run_script
+
+    result = run_script(
+        "train.py", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.max_epochs=2",
+        "+trainer.limit_train_batches=2", "callbacks=metrics", "callbacks.progress_bar=null",
+        "callbacks.sample_quality.n=200", "model.generator.width=8", "model.discriminator.width=8",
+        "data.batch_size=16", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, timeout=400,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "val/fid200[classifier]=" in result.stdout  # 2 x 100 samples gathered (checked inside the callback)

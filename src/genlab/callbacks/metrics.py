@@ -83,7 +83,8 @@ class SampleQuality(L.Callback):
             return
         values = self.evaluate(trainer, pl_module)
         for key, value in values.items():
-            pl_module.log(key, value, sync_dist=False)  # already identical on every rank
+            # Identical on every rank already; sync_dist (a mean) keeps it so and tells Lightning so.
+            pl_module.log(key, value, sync_dist=True)
 
     def on_train_end(self, trainer, pl_module) -> None:
         if self.disabled or self._last_step == trainer.global_step:
@@ -130,5 +131,9 @@ class SampleQuality(L.Callback):
             for i in range(0, share, self.batch_size)
         )
         fake = quality.extract(self.extractor, fake_batches, device)
+        if len(fake) != self.n or len(real) != n_real:  # a gather that lost a rank's share would bias everything
+            raise RuntimeError(
+                f"SampleQuality gathered {len(fake)}/{self.n} fake and {len(real)}/{n_real} real features"
+            )
         values = quality.compute(self.metrics, real, fake, self.extractor.name, self.protocol)
         return {f"val/{k}": v for k, v in values.items()}

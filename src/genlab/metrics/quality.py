@@ -102,7 +102,8 @@ def check_request(metrics: Iterable[str], n_real: int, n_fake: int, extractor: n
         if not extractor.has_logits:
             raise ValueError(
                 f"IS needs class logits, which the {extractor.name} extractor from {extractor.provenance} lacks; "
-                "use the standard torch-fidelity weights (a network, or inception_weights=PATH), or drop 'is'"
+                "use the standard torch-fidelity weights (inception_weights=standard downloads them once; or "
+                "inception_weights=PATH to a local copy), or drop 'is' from the metrics"
             )
         if n_fake < protocol.is_splits:
             raise ValueError(f"IS over {protocol.is_splits} splits needs n >= {protocol.is_splits}, got {n_fake}")
