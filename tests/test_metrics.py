@@ -130,6 +130,12 @@ def test_reconstruction_metrics_match_their_definitions():
     assert M.ssim(noisy, x) < 1
 
 
+def test_lpips_without_its_weights_is_a_clear_message_not_a_download(monkeypatch, tmp_path):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))  # an empty hub cache
+    with pytest.raises(RuntimeError, match="LPIPS needs torchvision's alex ImageNet weights"):
+        M.lpips(torch.zeros(1, 3, 16, 16), torch.zeros(1, 3, 16, 16))
+
+
 class FakeExtractor(nn.Module):
     name, provenance, dim, has_logits = "fake", "test", 8, False
 

@@ -38,52 +38,66 @@ def folder_set(path: str, key: str, image_size: int | None, channels: int) -> Im
     return ImageFiles(files, [0] * len(files), to_model_input(image_size, channels))
 
 
+def samples(model, n: int, batch_size: int, seed: int, device: torch.device):
+    """``n`` images from the model's ``sample`` in batches, reproducible for ``seed``."""
+    generator = torch.Generator(device=device).manual_seed(seed)
+    for i in range(0, n, batch_size):
+        yield model.sample(min(batch_size, n - i), generator=generator)
+
+
+def checkpoint_features(cfg, extractor, protocol, cache, device):
+    """Real features of the run's own data (cached) and features of the model's samples."""
+    model = load_model(cfg.ckpt, map_location=device)
+    if not callable(getattr(model, "sample", None)):
+        raise TypeError(
+            f"{type(model).__name__} has no sample(n); evaluate.py scores unconditional generators "
+            "(translation models: compare folders of outputs with real=DIR fake=DIR)"
+        )
+    datamodule = instantiate(load_run_config(cfg.ckpt)["data"])
+    datamodule.setup("fit")
+    dataset = getattr(datamodule, f"{cfg.split}_set")
+    n_real, n_fake = min(cfg.n, len(dataset)), cfg.n
+    quality.check_request(cfg.metrics, n_real, n_fake, extractor, protocol)
+    name = quality.describe_dataset(datamodule)
+    path = cache.path(name, cfg.split, datamodule.image_size, extractor, n_real)
+    real, hit = cache.get(
+        path, lambda: quality.extract(extractor, quality.real_batches(dataset, n_real, cfg.batch_size), device)
+    )
+    fake = quality.extract(extractor, samples(model, n_fake, cfg.batch_size, cfg.seed, device), device)
+    source = {"ckpt": str(Path(cfg.ckpt).resolve()), "real": f"{name} {cfg.split}"}
+    return real, fake, hit, source
+
+
+def folder_features(cfg, extractor, protocol, device):
+    """Features of the first ``n`` images of two folders (nothing cached: folders change)."""
+    if not (cfg.real and cfg.fake):
+        raise ValueError("folder mode needs both real=DIR and fake=DIR")
+    channels = getattr(getattr(extractor, "net", None), "channels", 3)
+    real_set = folder_set(cfg.real, "real", cfg.image_size, channels)
+    fake_set = folder_set(cfg.fake, "fake", cfg.image_size, channels)
+    n_real = len(real_set) if cfg.n is None else min(cfg.n, len(real_set))
+    n_fake = len(fake_set) if cfg.n is None else min(cfg.n, len(fake_set))
+    quality.check_request(cfg.metrics, n_real, n_fake, extractor, protocol)
+    real = quality.extract(extractor, quality.real_batches(real_set, n_real, cfg.batch_size), device)
+    fake = quality.extract(extractor, quality.real_batches(fake_set, n_fake, cfg.batch_size), device)
+    return real, fake, False, {"real": str(Path(cfg.real).resolve()), "fake": str(Path(cfg.fake).resolve())}
+
+
 def run(cfg: DictConfig) -> dict[str, float]:
     if bool(cfg.ckpt) == bool(cfg.real or cfg.fake):
         raise ValueError("pass either ckpt=PATH, or real=DIR and fake=DIR")
     device = pick_device(cfg.device)
     extractor = instantiate(cfg.extractor).to(device)
     protocol = protocol_of(cfg)
-    cache = quality.RealStatsCache(cfg.cache_dir)
     started = time.perf_counter()
-
     if cfg.ckpt:
-        model = load_model(cfg.ckpt, map_location=device)
-        if not callable(getattr(model, "sample", None)):
-            raise TypeError(
-                f"{type(model).__name__} has no sample(n); evaluate.py scores unconditional generators "
-                "(translation models: compare folders of outputs with real=DIR fake=DIR)"
-            )
-        datamodule = instantiate(load_run_config(cfg.ckpt)["data"])
-        datamodule.setup("fit")
-        dataset = getattr(datamodule, f"{cfg.split}_set")
-        n_real, n_fake = min(cfg.n, len(dataset)), cfg.n
-        quality.check_request(cfg.metrics, n_real, n_fake, extractor, protocol)
-        path = cache.path(quality.describe_dataset(datamodule), cfg.split, datamodule.image_size, extractor, n_real)
-        real, hit = cache.get(
-            path, lambda: quality.extract(extractor, quality.real_batches(dataset, n_real, cfg.batch_size), device)
+        real, fake, hit, source = checkpoint_features(
+            cfg, extractor, protocol, quality.RealStatsCache(cfg.cache_dir), device
         )
-        generator = torch.Generator(device=device).manual_seed(cfg.seed)
-        fake_batches = (
-            model.sample(min(cfg.batch_size, n_fake - i), generator=generator) for i in range(0, n_fake, cfg.batch_size)
-        )
-        fake = quality.extract(extractor, fake_batches, device)
         out = Path(cfg.out) if cfg.out else Path(cfg.ckpt).resolve().parent.parent / "evaluation"
-        source = {"ckpt": str(Path(cfg.ckpt).resolve()), "real": f"{quality.describe_dataset(datamodule)} {cfg.split}"}
     else:
-        if not (cfg.real and cfg.fake):
-            raise ValueError("folder mode needs both real=DIR and fake=DIR")
-        channels = getattr(getattr(extractor, "net", None), "channels", 3)
-        real_set = folder_set(cfg.real, "real", cfg.image_size, channels)
-        fake_set = folder_set(cfg.fake, "fake", cfg.image_size, channels)
-        n_real = len(real_set) if cfg.n is None else min(cfg.n, len(real_set))
-        n_fake = len(fake_set) if cfg.n is None else min(cfg.n, len(fake_set))
-        quality.check_request(cfg.metrics, n_real, n_fake, extractor, protocol)
-        real = quality.extract(extractor, quality.real_batches(real_set, n_real, cfg.batch_size), device)
-        fake = quality.extract(extractor, quality.real_batches(fake_set, n_fake, cfg.batch_size), device)
-        hit = False
+        real, fake, hit, source = folder_features(cfg, extractor, protocol, device)
         out = Path(cfg.out) if cfg.out else Path("evaluation")
-        source = {"real": str(Path(cfg.real).resolve()), "fake": str(Path(cfg.fake).resolve())}
 
     values = quality.compute(cfg.metrics, real, fake, extractor.name, protocol)
     report = {

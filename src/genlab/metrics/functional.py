@@ -162,15 +162,25 @@ def ssim(recon: torch.Tensor, target: torch.Tensor) -> float:
     return float(structural_similarity_index_measure(recon.double(), target.double(), data_range=(-1.0, 1.0)))
 
 
-def lpips(recon: torch.Tensor, target: torch.Tensor, net: str = "alex") -> float:
-    """LPIPS (Zhang et al. 2018) when its backbone and linear weights are on this machine."""
-    try:
-        from torchmetrics.functional.image.lpips import learned_perceptual_image_patch_similarity
+# torchvision backbones LPIPS builds on (torchmetrics ships the linear layers on top of them).
+LPIPS_BACKBONES = {
+    "alex": "alexnet-owt-7be5be79.pth",
+    "vgg": "vgg16-397923af.pth",
+    "squeeze": "squeezenet1_1-b8a52dc0.pth",
+}
 
-        return float(learned_perceptual_image_patch_similarity(recon.clamp(-1, 1), target.clamp(-1, 1), net_type=net))
-    except (ImportError, ModuleNotFoundError, OSError, RuntimeError) as err:
+
+def lpips(recon: torch.Tensor, target: torch.Tensor, net: str = "alex", allow_download: bool = False) -> float:
+    """LPIPS (Zhang et al. 2018, arXiv:1801.03924) of images in [-1, 1], when the backbone's ImageNet
+    weights are on this machine (or ``allow_download``); otherwise a message saying how to get them."""
+    from pathlib import Path
+
+    weights = Path(torch.hub.get_dir()) / "checkpoints" / LPIPS_BACKBONES[net]
+    if not weights.is_file() and not allow_download:
         raise RuntimeError(
-            f"LPIPS is unavailable here ({type(err).__name__}: {err}). It needs torchvision's {net} ImageNet weights "
-            "(downloaded on first use into the torch hub cache) and the lpips linear layers; run once with a "
-            "network, or copy them into ~/.cache/torch/hub/checkpoints, or leave lpips out of the metrics"
-        ) from err
+            f"LPIPS needs torchvision's {net} ImageNet weights at {weights}, which are not on this machine; "
+            "copy the file there, or call lpips(..., allow_download=True) once with a network, or leave LPIPS out"
+        )
+    from torchmetrics.functional.image.lpips import learned_perceptual_image_patch_similarity
+
+    return float(learned_perceptual_image_patch_similarity(recon.clamp(-1, 1), target.clamp(-1, 1), net_type=net))
