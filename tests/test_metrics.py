@@ -103,6 +103,16 @@ def test_kid_is_unbiased_on_a_toy_case():
     assert abs(biased.mean() - truth) > 20 * stderr
 
 
+def test_kid_with_subsets_as_large_as_the_sets_is_one_exact_value():
+    g = torch.Generator().manual_seed(2)
+    x, y = torch.randn(30, 4, generator=g), torch.randn(30, 4, generator=g) + 0.3
+    mean, std = M.kid(x, y, subsets=5, subset_size=30)
+    assert std == 0.0 and mean == pytest.approx(float(M.polynomial_mmd2(x.double(), y.double())), rel=1e-12)
+    shuffled = M.polynomial_mmd2(x.double()[torch.randperm(30, generator=g)], y.double().flip(0))
+    assert mean == pytest.approx(float(shuffled), rel=1e-9)  # order does not matter
+    assert M.kid(x, y, subsets=50, subset_size=10)[1] > 0  # proper subsets do vary
+
+
 def test_inception_score_of_uniform_is_one_and_of_balanced_one_hot_is_the_class_count():
     assert M.inception_score(torch.zeros(100, 7), splits=5)[0] == pytest.approx(1.0, abs=1e-10)
     one_hot = torch.nn.functional.one_hot(torch.arange(100) % 10, 10).double() * 1e4  # softmax ≈ one-hot

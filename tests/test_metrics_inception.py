@@ -50,8 +50,8 @@ def test_fid_and_kid_equal_torch_fidelity_on_identical_inputs_and_weights(extrac
     import torch_fidelity
 
     g = torch.Generator().manual_seed(0)
-    real = torch.randint(0, 256, (6, 3, 40, 40), dtype=torch.uint8, generator=g)
-    fake = (torch.randint(0, 200, (6, 3, 40, 40), generator=g) + 40).to(torch.uint8)
+    real = torch.randint(0, 256, (4, 3, 40, 40), dtype=torch.uint8, generator=g)
+    fake = (torch.randint(0, 200, (4, 3, 40, 40), generator=g) + 40).to(torch.uint8)
     path = inception.converted_fid_helper_file(inception.fid_helper_file())
     theirs = torch_fidelity.calculate_metrics(
         input1=Uint8Images(fake),
@@ -59,18 +59,18 @@ def test_fid_and_kid_equal_torch_fidelity_on_identical_inputs_and_weights(extrac
         fid=True,
         kid=True,
         kid_subsets=1,
-        kid_subset_size=6,
+        kid_subset_size=4,
         feature_extractor="inception-v3-compat",
         feature_extractor_weights_path=str(path),
         cuda=False,
         cache=False,
         verbose=False,
-        batch_size=6,
+        batch_size=4,
         save_cpu_ram=True,  # no worker processes
     )
     # Our side takes [-1, 1] floats and rounds them back to exactly these uint8 values.
     f_real = extractor(real.float() / 127.5 - 1)["features"]
     f_fake = extractor(fake.float() / 127.5 - 1)["features"]
     assert M.fid(f_real, f_fake) == pytest.approx(theirs["frechet_inception_distance"], rel=1e-3)
-    ours_kid = M.kid(f_real, f_fake, subsets=1, subset_size=6)[0]
+    ours_kid = M.kid(f_real, f_fake, subsets=1, subset_size=4)[0]
     assert ours_kid == pytest.approx(theirs["kernel_inception_distance_mean"], rel=1e-3)
