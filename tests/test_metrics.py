@@ -129,6 +129,17 @@ def test_precision_recall_of_identical_sets_is_one_and_of_far_apart_sets_is_zero
     assert precision == 1.0 and recall < 0.5
 
 
+def test_precision_recall_equal_torch_fidelity_on_identical_features():
+    from torch_fidelity.metric_prc import prc_features_to_metric
+
+    g = torch.Generator().manual_seed(3)
+    real, fake = torch.randn(150, 6, generator=g), torch.randn(120, 6, generator=g) * 1.3 + 0.4
+    theirs = prc_features_to_metric(
+        fake, real, prc_neighborhood=3, prc_batch_size=10000, save_cpu_ram=False, verbose=False
+    )
+    assert M.precision_recall(real, fake, k=3) == pytest.approx((theirs["precision"], theirs["recall"]), abs=1e-6)
+
+
 def test_reconstruction_metrics_match_their_definitions():
     x = torch.rand(4, 3, 16, 16) * 2 - 1
     assert M.mse(x, x) == 0 and M.ssim(x, x) == pytest.approx(1.0, abs=1e-9)
