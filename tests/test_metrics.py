@@ -237,6 +237,13 @@ def test_callback_is_a_noop_with_one_warning_where_it_cannot_score(make_cfg):
     assert len(said) == 1 and "the data has 3" in said[0]
 
 
+def test_callback_refuses_a_meaningless_request_before_training(make_cfg):
+    cfg = make_cfg("callbacks.sample_quality.n=50", "data.batch_size=16")  # FID of 50 samples, 64-dim features
+    with pytest.raises(ValueError, match="covariance is singular"):
+        train.run(cfg)
+    assert not (Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt").exists()
+
+
 def test_callback_skips_models_without_sample():
     from genlab.callbacks import SampleQuality
 

@@ -58,7 +58,7 @@ def checkpoint_features(cfg, extractor, protocol, cache, device):
     dataset = getattr(datamodule, f"{cfg.split}_set")
     n_real, n_fake = min(cfg.n, len(dataset)), cfg.n
     quality.check_request(cfg.metrics, n_real, n_fake, extractor, protocol)
-    name = quality.describe_dataset(datamodule)
+    name = quality.describe_dataset(datamodule, cfg.split)
     path = cache.path(name, cfg.split, datamodule.image_size, extractor, n_real)
     real, hit = cache.get(
         path, lambda: quality.extract(extractor, quality.real_batches(dataset, n_real, cfg.batch_size), device)

@@ -72,6 +72,9 @@ class SampleQuality(L.Callback):
             )
             return
         self.extractor.to(pl_module.device)
+        dataset = getattr(trainer.datamodule, f"{self.split}_set", None)
+        if dataset is not None:  # a bad request fails now, not after the first epoch of training
+            quality.check_request(self.metrics, min(self.n, len(dataset)), self.n, self.extractor, self.protocol)
 
     def disable(self, why: str) -> None:
         self.disabled = why
@@ -113,7 +116,9 @@ class SampleQuality(L.Callback):
         device = pl_module.device
 
         image_size = getattr(datamodule, "image_size", 0)
-        path = self.cache.path(quality.describe_dataset(datamodule), self.split, image_size, self.extractor, n_real)
+        path = self.cache.path(
+            quality.describe_dataset(datamodule, self.split), self.split, image_size, self.extractor, n_real
+        )
         # Rank 0 decides hit or miss for everyone: ranks that disagreed would wait on each other forever.
         hit = trainer.strategy.broadcast(path.is_file(), src=0)
         if hit:

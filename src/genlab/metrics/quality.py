@@ -166,8 +166,9 @@ class RealStatsCache:
         return stats, False
 
 
-def describe_dataset(datamodule) -> str:
-    """A stable identity for a datamodule: its class and its simple settings (not batch sizes)."""
+def describe_dataset(datamodule, split: str) -> str:
+    """A stable identity for a datamodule's split: its class, its simple settings (not batch sizes)
+    and the split's length (a folder that gained or lost files gets new statistics)."""
     skip = {
         "batch_size",
         "val_batch_size",
@@ -180,7 +181,8 @@ def describe_dataset(datamodule) -> str:
         for k, v in sorted(vars(datamodule).items())
         if not k.startswith("_") and k not in skip and isinstance(v, (int, float, str, bool, Path))
     }
-    return f"{type(datamodule).__name__} ({json.dumps(settings, sort_keys=True)})"
+    size = len(getattr(datamodule, f"{split}_set"))
+    return f"{type(datamodule).__name__} ({json.dumps(settings, sort_keys=True)}, {size} images)"
 
 
 def real_batches(dataset, n: int, batch_size: int, rank: int = 0, world_size: int = 1) -> Iterable[torch.Tensor]:
