@@ -74,3 +74,12 @@ def test_fid_and_kid_equal_torch_fidelity_on_identical_inputs_and_weights(extrac
     assert M.fid(f_real, f_fake) == pytest.approx(theirs["frechet_inception_distance"], rel=1e-3)
     ours_kid = M.kid(f_real, f_fake, subsets=1, subset_size=4)[0]
     assert ours_kid == pytest.approx(theirs["kernel_inception_distance_mean"], rel=1e-3)
+
+
+@pytest.mark.network
+def test_offline_weights_equal_torch_fidelitys_standard_file(extractor):
+    """Needs the network once (torch-fidelity's weights-inception-2015-12-05 download)."""
+    standard = Inception("standard")
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    torch.testing.assert_close(extractor(x)["features"], standard(x)["features"], atol=1e-4, rtol=1e-4)
+    assert standard.has_logits and standard(x)["logits"].shape == (2, 1008)

@@ -52,7 +52,9 @@ def sample_shape_params(rng: np.random.Generator, n: int, image_size: int) -> di
     return {"fg": fg, "bg": bg, "radius": radius, "cx": cx, "cy": cy}
 
 
-def render_shapes(kind: np.ndarray, params: dict[str, np.ndarray], image_size: int, supersample: int = 4) -> torch.Tensor:
+def render_shapes(
+    kind: np.ndarray, params: dict[str, np.ndarray], image_size: int, supersample: int = 4
+) -> torch.Tensor:
     """Anti-aliased images [N, 3, S, S] in [-1, 1]; ``kind`` holds indices into :data:`SHAPES`.
 
     The same ``params`` with another ``kind`` renders the same scene with another shape, which is
@@ -92,7 +94,9 @@ def require_channels(name: str, channels: int, expected: int) -> None:
 class DigitsDataModule(ImageDataModule):
     """scikit-learn digits, 1 channel, ink bright on dark like MNIST; labels kept."""
 
-    def __init__(self, image_size: int = 32, channels: int = 1, val_fraction: float = 0.1, split_seed: int = 0, **kwargs):
+    def __init__(
+        self, image_size: int = 32, channels: int = 1, val_fraction: float = 0.1, split_seed: int = 0, **kwargs
+    ):
         require_channels("digits", channels, 1)
         super().__init__(image_size=image_size, channels=channels, **kwargs)
         self.val_fraction = val_fraction
