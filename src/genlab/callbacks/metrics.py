@@ -71,7 +71,6 @@ class SampleQuality(L.Callback):
                 "a file) or use genlab.metrics.extractors.Inception"
             )
             return
-        self.extractor.to(pl_module.device)
         dataset = getattr(trainer.datamodule, f"{self.split}_set", None)
         if dataset is not None:  # a bad request fails now, not after the first epoch of training
             quality.check_request(self.metrics, min(self.n, len(dataset)), self.n, self.extractor, self.protocol)
@@ -114,6 +113,7 @@ class SampleQuality(L.Callback):
         n_real = min(self.n, len(dataset))
         quality.check_request(self.metrics, n_real, self.n, self.extractor, self.protocol)
         device = pl_module.device
+        self.extractor.to(device)  # here, not in setup: the strategy moves the model to its device after setup
 
         image_size = getattr(datamodule, "image_size", 0)
         path = self.cache.path(
