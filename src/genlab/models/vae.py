@@ -64,9 +64,7 @@ class VAE(L.LightningModule):
 
     @property
     def beta_now(self) -> float:
-        warmup = self.hparams.kl_warmup_steps
-        ramp = min(1.0, self.global_step / warmup) if warmup > 0 else 1.0
-        return self.hparams.beta * ramp
+        return kl_weight(self.global_step, self.hparams.beta, self.hparams.kl_warmup_steps)
 
     def terms(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-image −log p(x|z) for one posterior sample, KL(q ‖ p), and the posterior mean."""
@@ -168,6 +166,11 @@ class VAE(L.LightningModule):
             "samples": (self.decode(self.fixed_z), 8),
             "interpolation": (self.decode(path.flatten(0, 1)), 10),
         }
+
+
+def kl_weight(step: int, beta: float, warmup_steps: int) -> float:
+    """β_t = β · min(1, step / warmup_steps): linear warm-up from 0 (warmup_steps = 0: β throughout)."""
+    return beta * min(1.0, step / warmup_steps) if warmup_steps > 0 else beta
 
 
 def active_units(count: torch.Tensor, total: torch.Tensor, squares: torch.Tensor, threshold: float) -> int:
