@@ -8,6 +8,7 @@ import importlib
 # what -> module with main(argv); each prints a table with the command that reproduces it.
 BENCHES = {
     "dcgan": "genlab.bench.dcgan",
+    "autoencoders": "genlab.bench.autoencoders",
 }
 
 
