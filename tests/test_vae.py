@@ -128,3 +128,15 @@ def test_gaussian_likelihood_and_warmup_train(make_cfg):
     nelbo = [float(r["val/nelbo"]) for r in rows if r["val/nelbo"]][-1]
     bpd = [float(r["val/bpd"]) for r in rows if r["val/bpd"]][-1]
     assert bpd == pytest.approx(nelbo / (32 * 32 * math.log(2)), rel=1e-4)
+
+
+@pytest.mark.parametrize("experiment", ["vae_digits", "vae_mnist"])
+def test_experiments_build(experiment):
+    from hydra.utils import instantiate
+
+    from genlab.config import compose_train
+
+    cfg = compose_train([f"experiment={experiment}"])
+    model = instantiate(cfg.model, _recursive_=False, _convert_="all")
+    assert isinstance(model, VAE) and model.sample(2).shape == (2, 1, 32, 32)
+    instantiate(cfg.data)  # builds without touching the network (downloads happen in prepare_data)

@@ -89,6 +89,19 @@ def test_dead_codes_restart_on_encoder_outputs(ema):
     assert len(q.restart_dead_codes(z_rows)) == 0
 
 
+@pytest.mark.parametrize("ema", [False, True])
+def test_first_training_batch_initialises_the_codebook_on_encoder_outputs(ema):
+    q = vqvae.EMAQuantizer(num_codes=4, code_dim=2, decay=0.0) if ema else vqvae.Quantizer(num_codes=4, code_dim=2)
+    rows = torch.randn(10, 2) * 5
+    q.eval()(as_map(rows))
+    assert (q.usage == 0).all()  # eval mode: untouched
+    q.train()(as_map(rows))
+    chosen = {tuple(r.tolist()) for r in rows}
+    if not ema:  # (the EMA step then moves codes to cluster means, checked elsewhere)
+        assert all(tuple(code.tolist()) in chosen for code in q.codebook)
+    assert len({tuple(code.tolist()) for code in q.codebook}) == 4  # distinct rows
+
+
 def test_training_forward_restarts_dead_codes_before_assigning():
     q = quantizer_with(CODES).train()
     q.restart_threshold = 0.5
@@ -141,3 +154,16 @@ def test_ema_quantizer_config_trains_and_logs_the_metrics(make_cfg):
     header = (Path(cfg.paths.output_dir) / "csv" / "metrics.csv").read_text().splitlines()[0].split(",")
     for key in ("train/mse", "train/perplexity", "val/mse", "val/nmse", "val/psnr", "val/perplexity", "val/code_usage"):
         assert key in header
+
+
+@pytest.mark.parametrize("experiment, hidden, ema", [("vqvae_digits", 64, True), ("vqvae_cifar10", 256, False)])
+def test_experiments_build(experiment, hidden, ema):
+    from hydra.utils import instantiate
+
+    from genlab.config import compose_train
+
+    cfg = compose_train([f"experiment={experiment}"])
+    model = instantiate(cfg.model, _recursive_=False, _convert_="all")
+    assert isinstance(model.quantizer, vqvae.EMAQuantizer) == ema
+    assert model.encoder.net[2].out_channels == hidden and model.code_shape == (8, 8)
+    instantiate(cfg.data)

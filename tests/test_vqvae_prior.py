@@ -73,3 +73,23 @@ def test_prior_needs_the_vqvae_checkpoint(make_cfg):
     assert "model.vqvae_ckpt" in OmegaConf.missing_keys(cfg)
     with pytest.raises(ValueError, match="model.vqvae_ckpt"):
         train.run(cfg)
+
+
+def test_prior_experiment_builds(vqvae_ckpt):
+    from hydra.utils import instantiate
+
+    from genlab.config import compose_train
+
+    cfg = compose_train(["experiment=vqvae_prior_digits", f"model.vqvae_ckpt={vqvae_ckpt}"])
+    prior = instantiate(cfg.model, _recursive_=False, _convert_="all")
+    assert prior.transformer.seq_len == 64 and prior.hparams.vqvae_hparams["image_size"] == 32
+
+
+@pytest.mark.slow
+def test_bench_quick_prints_every_table(tmp_path, capsys):
+    from genlab.bench import autoencoders
+
+    autoencoders.main(["--quick", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    for header in ("-ELBO nats", "IW-NLL k=10", "PSNR dB", "perplexity", "bits/image"):
+        assert header in out

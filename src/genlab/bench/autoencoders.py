@@ -1,6 +1,6 @@
 """VAE, VQ-VAE and its prior on digits: train the three experiments, then score held-out images.
 
-    python -m genlab.bench autoencoders [--quick] [--iw-k 1000] [--out DIR]
+    python -m genlab.bench autoencoders [--quick] [--iw-k 1000] [--out DIR] [--override trainer.max_epochs=5]
     python -m genlab.bench autoencoders --vae-ckpt A --vqvae-ckpt B --prior-ckpt C   # score runs only
 
 Held-out = the validation split of the data each checkpoint was trained on (digits: 180 images).
@@ -85,6 +85,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--iw-k", type=int, default=None, help="importance samples (default 1000; 10 with --quick)")
     parser.add_argument("--n-samples", type=int, default=None, help="samples for FID/IS (default 1000)")
     parser.add_argument("--out", type=Path, default=None, help="run directories (default: a temporary one)")
+    parser.add_argument(
+        "--override", action="append", default=[], help="extra train.py override for all three runs, repeatable"
+    )
     parser.add_argument("--vae-ckpt", type=Path, help="score this VAE instead of training experiment=vae_digits")
     parser.add_argument("--vqvae-ckpt", type=Path, help="score this VQ-VAE instead of training vqvae_digits")
     parser.add_argument("--prior-ckpt", type=Path, help="score this prior instead of training vqvae_prior_digits")
@@ -93,7 +96,7 @@ def main(argv: list[str]) -> None:
     k = args.iw_k or (10 if args.quick else 1000)
     n_samples = args.n_samples or (16 if args.quick else 1000)
     out = args.out or Path(tempfile.mkdtemp(prefix="genlab-bench-ae-"))
-    extra = QUICK if args.quick else []
+    extra = [*(QUICK if args.quick else []), *args.override]
 
     wall: dict[str, float | None] = {"vae": None, "vqvae": None, "prior": None}
     vae_ckpt, vqvae_ckpt, prior_ckpt = args.vae_ckpt, args.vqvae_ckpt, args.prior_ckpt

@@ -98,9 +98,8 @@ class VQVAE(L.LightningModule):
         squared = (recon - x).pow(2)
         per_image = squared.flatten(1).mean(dim=1)
         self._stats[: self.num_codes] += torch.bincount(indices.flatten(), minlength=self.num_codes)
-        self._stats[self.num_codes :] += torch.stack(
-            [squared.sum(), x.sum(), x.pow(2).sum(), torch.tensor(x.numel(), device=x.device)]
-        ).double()
+        sums = [squared.sum(), x.sum(), x.pow(2).sum(), torch.tensor(float(x.numel()), device=x.device)]
+        self._stats[self.num_codes :] += torch.stack(sums).double()
         self.log_dict(
             {"val/mse": per_image.mean(), "val/psnr": psnr(per_image).mean()},
             batch_size=x.shape[0],

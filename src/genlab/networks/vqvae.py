@@ -104,8 +104,11 @@ class Quantizer(nn.Module):
         commitment = ‖z_e − sg[e]‖²      (the model weights it by β = commitment_weight)
 
     as means over elements. A code whose usage (an EMA, decay ``usage_decay``, of how many vectors
-    it received per training batch; starts at 1) falls below ``restart_threshold`` is moved onto a
-    random encoder output of the current batch.
+    it received per training batch) is below ``restart_threshold`` is moved onto a random encoder
+    output of the current batch and its usage reset to 1. Usage starts at 0, so the first training
+    batch initialises the whole codebook on encoder outputs (a data-dependent init, like k-means++
+    without the weighting); a code unused from then on is restarted after ~log(threshold)/log(decay)
+    batches (350 with the defaults).
     """
 
     def __init__(
@@ -119,7 +122,7 @@ class Quantizer(nn.Module):
         self.num_codes, self.code_dim = num_codes, code_dim
         self.restart_threshold, self.usage_decay = restart_threshold, usage_decay
         self.codebook = nn.Parameter(torch.empty(num_codes, code_dim).uniform_(-1 / num_codes, 1 / num_codes))
-        self.register_buffer("usage", torch.ones(num_codes))
+        self.register_buffer("usage", torch.zeros(num_codes))
 
     @property
     def weight(self) -> torch.Tensor:
@@ -168,7 +171,9 @@ class Quantizer(nn.Module):
         dead = (self.usage < self.restart_threshold).nonzero().flatten()
         if len(dead) == 0:
             return dead
-        new = z_flat[torch.randint(len(z_flat), (len(dead),), device=z_flat.device)]
+        m = len(z_flat)  # distinct rows when the batch has enough of them
+        pick = torch.randperm(m, device=z_flat.device)[: len(dead)] if m >= len(dead) else torch.randint(m, dead.shape)
+        new = z_flat[pick.to(z_flat.device)]
         if dist.is_available() and dist.is_initialized():
             dist.broadcast(new, 0)  # every replica restarts with rank 0's vectors
         self.reset_codes(dead, new)
