@@ -103,6 +103,8 @@ class VQVAEPrior(L.LightningModule):
         """n code maps [n, h, w] drawn token by token (hparams' temperature / top_k unless given)."""
         temperature = self.hparams.temperature if temperature is None else temperature
         top_k = self.hparams.top_k if top_k is None else top_k
+        if temperature <= 0 or (top_k is not None and top_k < 1):
+            raise ValueError(f"need temperature > 0 and top_k >= 1 (or None), got {temperature}, {top_k}")
         was_training = self.transformer.training
         self.transformer.eval()
         codes = torch.empty(n, 0, dtype=torch.long, device=self.device)

@@ -106,16 +106,17 @@ class Quantizer(nn.Module):
     as means over elements. A code whose usage (an EMA, decay ``usage_decay``, of how many vectors
     it received per training batch) is below ``restart_threshold`` is moved onto a random encoder
     output of the current batch and its usage reset to 1. Usage starts at 0, so the first training
-    batch initialises the whole codebook on encoder outputs (a data-dependent init, like k-means++
-    without the weighting); a code unused from then on is restarted after ~log(threshold)/log(decay)
-    batches (350 with the defaults).
+    batch initialises the whole codebook on encoder outputs (a data-dependent init). With the
+    default threshold of 1 (as Jukebox, Dhariwal et al. 2020) a code survives while it wins, on
+    average, at least one vector per batch; a restarted code wins at least the vector it was copied
+    from, in the same batch.
     """
 
     def __init__(
         self,
         num_codes: int = 512,  # K
         code_dim: int = 64,  # D
-        restart_threshold: float = 0.03,  # assignments per batch (EMA); 0 = never restart dead codes
+        restart_threshold: float = 1.0,  # assignments per batch (EMA); 0 = never restart dead codes
         usage_decay: float = 0.99,
     ):
         super().__init__()
@@ -202,7 +203,7 @@ class EMAQuantizer(Quantizer):
         code_dim: int = 64,
         decay: float = 0.99,  # γ
         epsilon: float = 1e-5,  # Laplace smoothing ε of the cluster sizes
-        restart_threshold: float = 0.03,
+        restart_threshold: float = 1.0,
         usage_decay: float = 0.99,
     ):
         super().__init__(num_codes, code_dim, restart_threshold, usage_decay)
