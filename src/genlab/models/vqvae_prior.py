@@ -39,7 +39,7 @@ class VQVAEPrior(L.LightningModule):
         optimizer: Mapping[str, Any],
         temperature: float = 1.0,  # sampling: divides the logits; < 1 sharper, > 1 more diverse
         top_k: int | None = None,  # sampling: keep the k most likely codes at each step; None = all
-        n_preview: int = 64,
+        n_preview: int = 32,
         vqvae_class: str | None = None,  # filled from vqvae_ckpt on first construction
         vqvae_hparams: Mapping[str, Any] | None = None,
     ):
