@@ -24,6 +24,17 @@ def test_transformer_is_causal():
     assert not torch.allclose(logits[:, 4:], other[:, 4:])
 
 
+def test_cached_steps_equal_the_full_pass():
+    torch.manual_seed(0)
+    net = CausalTransformer(vocab_size=10, seq_len=6, dim=16, depth=2, heads=2, dropout=0.0).eval()
+    tokens = torch.randint(0, 10, (3, 5))
+    full = net(tokens)  # [3, 6, 10]
+    cache, token = net.new_cache(), None
+    for i in range(6):
+        assert torch.allclose(net.step(token, cache, n=3), full[:, i], atol=1e-5)
+        token = tokens[:, i] if i < 5 else None
+
+
 @pytest.fixture(scope="module")
 def prior_ckpt(vqvae_ckpt, tmp_path_factory) -> Path:
     from genlab.config import compose_train

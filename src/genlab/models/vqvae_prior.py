@@ -39,7 +39,7 @@ class VQVAEPrior(L.LightningModule):
         optimizer: Mapping[str, Any],
         temperature: float = 1.0,  # sampling: divides the logits; < 1 sharper, > 1 more diverse
         top_k: int | None = None,  # sampling: keep the k most likely codes at each step; None = all
-        n_preview: int = 32,
+        n_preview: int = 64,
         vqvae_class: str | None = None,  # filled from vqvae_ckpt on first construction
         vqvae_hparams: Mapping[str, Any] | None = None,
     ):
@@ -107,16 +107,16 @@ class VQVAEPrior(L.LightningModule):
             raise ValueError(f"need temperature > 0 and top_k >= 1 (or None), got {temperature}, {top_k}")
         was_training = self.transformer.training
         self.transformer.eval()
-        codes = torch.empty(n, 0, dtype=torch.long, device=self.device)
+        cache, token, codes = self.transformer.new_cache(), None, []
         for _ in range(self.transformer.seq_len):
-            logits = self.transformer(codes)[:, -1] / temperature
+            logits = self.transformer.step(token, cache, n) / temperature
             if top_k is not None and top_k < logits.shape[-1]:
                 kth = logits.topk(top_k, dim=-1).values[:, -1:]
                 logits = logits.masked_fill(logits < kth, float("-inf"))
-            nxt = torch.multinomial(logits.softmax(dim=-1), 1, generator=generator)
-            codes = torch.cat([codes, nxt], dim=1)
+            token = torch.multinomial(logits.softmax(dim=-1), 1, generator=generator)[:, 0]
+            codes.append(token)
         self.transformer.train(was_training)
-        return codes.view(n, *self.vqvae.code_shape)
+        return torch.stack(codes, dim=1).view(n, *self.vqvae.code_shape)
 
     @torch.no_grad()
     def sample(
