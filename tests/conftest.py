@@ -56,3 +56,20 @@ def run_script(script: str, *args: str, cwd: Path, timeout: float = 300, env: di
         timeout=timeout,
         env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )
+
+
+@pytest.fixture(scope="session")
+def vqvae_ckpt(tmp_path_factory) -> Path:
+    """A small VQ-VAE trained for 2 steps on digits: what ``model=vqvae_prior`` needs to start."""
+    from genlab import train
+
+    out = tmp_path_factory.mktemp("vqvae")
+    overrides = [
+        *FAST,
+        "model=vqvae",
+        "data.batch_size=8",
+        "model.encoder.hidden=16",
+        "model.encoder.residual_hidden=8",
+    ]
+    train.run(compose_train(overrides, output_dir=out))
+    return out / "checkpoints" / "last.ckpt"

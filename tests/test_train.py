@@ -17,6 +17,8 @@ MODELS = sorted(p.stem for p in (config_dir() / "model").glob("*.yaml"))
 LOSSES = sorted(p.stem for p in (config_dir() / "model" / "loss").glob("*.yaml"))
 # The embedded dataset each family trains on in tests; anything unlisted uses digits.
 DATA_FOR = {}
+# Second stages that start from another trained model: model -> (fixture giving its checkpoint, key).
+CKPT_FOR = {"vqvae_prior": ("vqvae_ckpt", "model.vqvae_ckpt")}
 
 
 def params_of(model) -> dict[str, torch.Tensor]:
@@ -24,8 +26,10 @@ def params_of(model) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.parametrize("model", MODELS)
-def test_every_model_config_trains(make_cfg, model):
-    cfg = make_cfg(f"model={model}", f"data={DATA_FOR.get(model, 'digits')}", "data.batch_size=8")
+def test_every_model_config_trains(make_cfg, model, request):
+    fixture, key = CKPT_FOR.get(model, (None, None))
+    needs = [f"{key}={request.getfixturevalue(fixture)}"] if fixture else []
+    cfg = make_cfg(f"model={model}", f"data={DATA_FOR.get(model, 'digits')}", "data.batch_size=8", *needs)
     train.run(cfg)
     run = Path(cfg.paths.output_dir)
     ckpt = run / "checkpoints" / "last.ckpt"

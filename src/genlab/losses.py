@@ -1,12 +1,15 @@
 """Adversarial losses, regularisers and divergences as small pure functions.
 
 Discriminator losses take the raw (pre-sigmoid) outputs ``logits_real`` / ``logits_fake``;
-generator losses take ``logits_fake``. Every function returns a scalar (the batch mean).
+generator losses take ``logits_fake``. Every adversarial loss returns a scalar (the batch mean);
+the divergences and likelihoods at the end return one value per sample ([N], nats).
 A model config names a pair by dotted path (see ``conf/model/loss/``), so adding a loss is one
 function here and one YAML file there.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -91,3 +94,33 @@ def r1_penalty(logits_real: Tensor, real: Tensor) -> Tensor:
 def kl_divergence(mu: Tensor, logvar: Tensor) -> Tensor:
     """KL(N(mu, diag exp(logvar)) || N(0, I)) summed over latent dims, per sample (shape [N])."""
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).flatten(1).sum(dim=1)
+
+
+# --- Likelihoods of autoencoders: -log p(x | z) in nats per image (shape [N]) ----------------
+# Both take the decoder's pre-sigmoid output ``logits`` and targets ``x`` in [0, 1], and sum over
+# pixels: per-image sums are what a (negative) ELBO and bits/dim are made of.
+
+
+def bernoulli_nll(logits: Tensor, x: Tensor) -> Tensor:
+    """-Σ_pixels [x log σ(l) + (1 − x) log(1 − σ(l))]: binary cross-entropy, exact for binary x.
+
+    For grey-level x in [0, 1] this is the usual "Bernoulli" VAE loss of the MNIST literature, a
+    cross-entropy rather than the likelihood of a distribution over grey levels.
+    """
+    return F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(dim=1)
+
+
+def gaussian_nll(logits: Tensor, x: Tensor, sigma: float = 0.1) -> Tensor:
+    """-log N(x; μ, σ²I) with μ = σ(logits) in [0, 1] and a fixed σ (in [0, 1] pixel units).
+
+    = Σ_pixels [(x − μ)² / (2σ²) + log σ + ½ log 2π]: a continuous density, so its bits/dim are
+    continuous ones (add 8 for the discrete 8-bit equivalent of uniformly dequantised data).
+    """
+    mean = torch.sigmoid(logits)
+    per_pixel = 0.5 * ((x - mean) / sigma).pow(2) + math.log(sigma) + 0.5 * math.log(2 * math.pi)
+    return per_pixel.flatten(1).sum(dim=1)
+
+
+def gaussian_log_density(z: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
+    """log N(z; mu, diag exp(logvar)) summed over the latent dims (shape [...] without the last)."""
+    return -0.5 * ((z - mu).pow(2) / logvar.exp() + logvar + math.log(2 * math.pi)).sum(dim=-1)

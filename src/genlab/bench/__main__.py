@@ -9,6 +9,7 @@ import importlib
 BENCHES = {
     "dcgan": "genlab.bench.dcgan",
     "metrics": "genlab.bench.metrics",
+    "autoencoders": "genlab.bench.autoencoders",
 }
 
 

@@ -1,0 +1,148 @@
+"""VAE, VQ-VAE and its prior on digits: train the three experiments, then score held-out images.
+
+    python -m genlab.bench autoencoders [--quick] [--iw-k 1000] [--out DIR] [--override trainer.max_epochs=5]
+    python -m genlab.bench autoencoders --vae-ckpt A --vqvae-ckpt B --prior-ckpt C   # score runs only
+
+Held-out = the validation split of the data each checkpoint was trained on (digits: 180 images).
+VAE: negative ELBO (nats/image, one posterior sample per image, and bits/dim), KL, active units,
+and the k-sample importance-weighted NLL (Burda et al. 2015). VQ-VAE: MSE on [-1, 1], MSE / data
+variance, PSNR, code perplexity and usage. Prior: NLL of the held-out code maps. FID/IS of samples
+come from genlab.metrics when it is installed (see :func:`sample_quality`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from genlab import train
+from genlab.checkpoint import load_model, load_run_config
+from genlab.config import compose_train
+
+QUICK = ["trainer.max_epochs=1", "+trainer.limit_train_batches=3", "+trainer.limit_val_batches=2"]
+QUIET = ["callbacks.progress_bar=null", "+trainer.enable_model_summary=false"]
+
+
+def train_experiment(experiment: str, out: Path, extra: list[str]) -> tuple[Path, float]:
+    """Run ``python train.py experiment=<experiment> *extra``; returns (last.ckpt, wall seconds)."""
+    cfg = compose_train([f"experiment={experiment}", *QUIET, *extra], output_dir=out / experiment)
+    start = time.perf_counter()
+    train.run(cfg)
+    return Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", time.perf_counter() - start
+
+
+def held_out(ckpt: Path) -> torch.utils.data.DataLoader:
+    """The validation loader of the data the checkpoint was trained on."""
+    datamodule = instantiate(OmegaConf.create(load_run_config(ckpt)["data"]))
+    datamodule.setup("validate")
+    return datamodule.val_dataloader()
+
+
+def validate(model: L.LightningModule, loader) -> dict[str, float]:
+    """The model's own ``val/...`` metrics over the whole loader."""
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+    return {k: float(v) for k, v in trainer.validate(model, loader, verbose=False)[0].items()}
+
+
+def iw_nll(model, loader, k: int, seed: int = 0) -> float:
+    """Mean importance-weighted NLL (nats/image) over the loader."""
+    generator = torch.Generator().manual_seed(seed)
+    total, count = 0.0, 0
+    for x, _ in loader:
+        total += float(model.importance_weighted_nll(x, k=k, generator=generator).sum())
+        count += len(x)
+    return total / count
+
+
+def sample_quality(model, loader, n: int) -> dict[str, float]:
+    """Domain-classifier FID / IS of ``n`` samples against the held-out images.
+
+    LEAD: plug genlab.metrics in here once it is merged (it is built in parallel); until then this
+    returns {} and the table shows n/a. Samples: ``model.sample(n, generator=...)`` in [-1, 1].
+    """
+    try:
+        import genlab.metrics  # noqa: F401
+    except ImportError:
+        return {}
+    return {}
+
+
+def fmt(value: float | None, spec: str = ".4g") -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m genlab.bench autoencoders")
+    parser.add_argument("--quick", action="store_true", help="3 steps per model, k=10: checks the pipeline only")
+    parser.add_argument("--iw-k", type=int, default=None, help="importance samples (default 1000; 10 with --quick)")
+    parser.add_argument("--n-samples", type=int, default=None, help="samples for FID/IS (default 1000)")
+    parser.add_argument("--out", type=Path, default=None, help="run directories (default: a temporary one)")
+    parser.add_argument(
+        "--override", action="append", default=[], help="extra train.py override for all three runs, repeatable"
+    )
+    parser.add_argument("--vae-ckpt", type=Path, help="score this VAE instead of training experiment=vae_digits")
+    parser.add_argument("--vqvae-ckpt", type=Path, help="score this VQ-VAE instead of training vqvae_digits")
+    parser.add_argument("--prior-ckpt", type=Path, help="score this prior instead of training vqvae_prior_digits")
+    args = parser.parse_args(argv)
+    train.quiet_known_warnings()
+    k = args.iw_k or (10 if args.quick else 1000)
+    n_samples = args.n_samples or (16 if args.quick else 1000)
+    out = args.out or Path(tempfile.mkdtemp(prefix="genlab-bench-ae-"))
+    extra = [*(QUICK if args.quick else []), *args.override]
+
+    wall: dict[str, float | None] = {"vae": None, "vqvae": None, "prior": None}
+    vae_ckpt, vqvae_ckpt, prior_ckpt = args.vae_ckpt, args.vqvae_ckpt, args.prior_ckpt
+    if vae_ckpt is None:
+        vae_ckpt, wall["vae"] = train_experiment("vae_digits", out, extra)
+    if prior_ckpt is None:
+        if vqvae_ckpt is None:
+            vqvae_ckpt, wall["vqvae"] = train_experiment("vqvae_digits", out, extra)
+        prior_ckpt, wall["prior"] = train_experiment(
+            "vqvae_prior_digits", out, [*extra, f"model.vqvae_ckpt={vqvae_ckpt}"]
+        )
+
+    vae = load_model(vae_ckpt)
+    loader = held_out(vae_ckpt)
+    v = validate(vae, loader)
+    v["iw_nll"] = iw_nll(vae, loader, k)
+    v.update({f"vae_{m}": x for m, x in sample_quality(vae, loader, n_samples).items()})
+
+    prior = load_model(prior_ckpt)
+    vqvae = load_model(vqvae_ckpt) if vqvae_ckpt is not None else prior.vqvae
+    loader = held_out(prior_ckpt)
+    q = validate(vqvae, loader)
+    p = validate(prior, loader)
+    start = time.perf_counter()
+    prior.sample(64, generator=torch.Generator().manual_seed(0))
+    p["sample_s"] = time.perf_counter() - start
+    p.update(sample_quality(prior, loader, n_samples))
+
+    images = len(loader.dataset)
+    print(f"\nAutoencoders on held-out digits ({images} images, 32 px), {torch.get_num_threads()} threads")
+    print(f"runs: {out}" + ("   (--quick: pipeline check, numbers meaningless)" if args.quick else ""))
+    print(
+        f"\n{'VAE':<8}{'train s':>9}{'-ELBO nats':>12}{'bits/dim':>10}{f'IW-NLL k={k}':>14}{'KL':>8}{'AU':>5}{'FID':>8}{'IS':>7}"
+    )
+    print(
+        f"{'':<8}{fmt(wall['vae'], '.0f'):>9}{fmt(v['val/nelbo'], '.2f'):>12}{fmt(v['val/bpd'], '.4f'):>10}"
+        f"{fmt(v['iw_nll'], '.2f'):>14}{fmt(v['val/kl'], '.2f'):>8}{fmt(v['val/active_units'], '.0f'):>5}"
+        f"{fmt(v.get('vae_fid')):>8}{fmt(v.get('vae_is')):>7}"
+    )
+    print(f"\n{'VQ-VAE':<8}{'train s':>9}{'MSE':>10}{'MSE/var':>10}{'PSNR dB':>9}{'perplexity':>12}{'usage':>8}")
+    print(
+        f"{'':<8}{fmt(wall['vqvae'], '.0f'):>9}{fmt(q['val/mse'], '.5f'):>10}{fmt(q['val/nmse'], '.4f'):>10}"
+        f"{fmt(q['val/psnr'], '.2f'):>9}{fmt(q['val/perplexity'], '.1f'):>12}{fmt(q['val/code_usage'], '.3f'):>8}"
+    )
+    print(f"\n{'prior':<8}{'train s':>9}{'nats/code':>11}{'bits/image':>12}{'64 samples s':>14}{'FID':>8}{'IS':>7}")
+    print(
+        f"{'':<8}{fmt(wall['prior'], '.0f'):>9}{fmt(p['val/nll'], '.3f'):>11}{fmt(p['val/bits'], '.1f'):>12}"
+        f"{fmt(p['sample_s'], '.2f'):>14}{fmt(p.get('fid')):>8}{fmt(p.get('is')):>7}"
+    )
