@@ -190,6 +190,21 @@ def test_training_steps_log_every_term_and_end_at_lr_zero(trained):
     assert grid.size[0] == 3 * 16 + 4 * 2  # three columns of 16 px: real_a | fake_b | rec_a
 
 
+@pytest.mark.parametrize("experiment", ["cyclegan_horse2zebra", "cyclegan_shapes"])
+def test_experiments_end_their_lr_decay_with_training(experiment):
+    from genlab.config import compose_train
+
+    cfg = compose_train([f"experiment={experiment}"])
+    assert cfg.model._target_ == "genlab.models.cyclegan.CycleGAN"
+    assert cfg.trainer.max_epochs == cfg.model.n_epochs + cfg.model.n_epochs_decay
+
+
+def test_shapes_recipe_trains(make_cfg):
+    cfg = make_cfg("experiment=cyclegan_shapes", "data.n_train=16", "data.n_val=8")
+    train.run(cfg)
+    assert (Path(cfg.paths.output_dir) / "samples" / "b2a_final.png").is_file()
+
+
 def test_previews_are_real_fake_rec_rows():
     model = small_model()
     batch = {"a": torch.rand(4, 3, 16, 16) * 2 - 1, "b": torch.rand(4, 3, 16, 16) * 2 - 1}
@@ -244,7 +259,7 @@ def test_shapes_unpaired_domains_and_ground_truth(make_cfg):
     dm.setup("fit")
     val = next(iter(dm.val_dataloader()))
     a, b, b_true = val["a"], val["b"], val["b_true"]
-    assert a.shape == b.shape == b_true.shape == (2, 3, 32, 32)
+    assert a.shape == b.shape == b_true.shape == (8, 3, 32, 32)  # the whole val set: one batch
     # Same colours, position and area (the square has the circle's area): same mean colour,
     # different pixels (the outline), and B of the val set is another scene.
     assert torch.allclose(a.mean(dim=(2, 3)), b_true.mean(dim=(2, 3)), atol=0.02)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from hydra.utils import get_method, instantiate
+from lightning.pytorch.utilities import rank_zero_warn
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 from genlab.models.adversarial import AdversarialModule
@@ -104,10 +104,9 @@ class CycleGAN(AdversarialModule):
     def on_train_start(self) -> None:
         planned = self.hparams.n_epochs + self.hparams.n_epochs_decay
         if self.trainer.max_epochs not in (planned, -1, None):
-            warnings.warn(
+            rank_zero_warn(
                 f"trainer.max_epochs={self.trainer.max_epochs} but model.n_epochs + model.n_epochs_decay = "
-                f"{planned}: the LR will not end at 0 at the end of training",
-                stacklevel=2,
+                f"{planned}: the LR will not end at 0 at the end of training"
             )
 
     def generator_losses(
@@ -158,7 +157,7 @@ class CycleGAN(AdversarialModule):
         fake_b = self.g_a(batch["a"]) * 0.5 + 0.5
         b_true = batch["b_true"] * 0.5 + 0.5
         metrics = {
-            "val/psnr_a2b": peak_signal_noise_ratio(fake_b, b_true, data_range=1.0),
+            "val/psnr_a2b": peak_signal_noise_ratio(fake_b, b_true, data_range=1.0, dim=(1, 2, 3)),  # per image
             "val/ssim_a2b": structural_similarity_index_measure(fake_b, b_true, data_range=1.0),
         }
         self.log_dict(metrics, batch_size=len(fake_b), sync_dist=True)
