@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -177,21 +178,29 @@ class CycleGAN(AdversarialModule):
         # Reflection needs the pad to be smaller than the side; tiny images fall back to replication.
         mode = "reflect" if pad_h < h and pad_w < w else "replicate"
         x = F.pad(x.to(self.device), (0, pad_w, 0, pad_h), mode=mode)
-        return generator(x)[..., :h, :w]
+        with evaluating(generator):
+            return generator(x)[..., :h, :w]
 
     @torch.no_grad()
     def previews(self, batch: Mapping[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, int]]:
         """One row per image: real_a | fake_b | rec_a, and real_b | fake_a | rec_b."""
-        was_training = self.training
-        self.eval()
-        try:
-            grids = {}
+        grids = {}
+        with evaluating(self):
             for name, real, forward, backward in (
                 ("a2b", batch["a"], self.g_a, self.g_b),
                 ("b2a", batch["b"], self.g_b, self.g_a),
             ):
                 fake = forward(real)
                 grids[name] = (torch.stack([real, fake, backward(fake)], dim=1).flatten(0, 1), 3)
-            return grids
-        finally:
-            self.train(was_training)
+        return grids
+
+
+@contextmanager
+def evaluating(module: torch.nn.Module):
+    """Eval mode (dropout off, batch-norm statistics frozen) inside, the caller's mode afterwards."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
