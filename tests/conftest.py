@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # thrashing a 2-core machine, and turns off anything that would try the network.
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Converted Inception weights and real-image features go to a throwaway cache, not ~/.cache/genlab.
+os.environ.setdefault("GENLAB_CACHE", tempfile.mkdtemp(prefix="genlab-cache-"))
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
 
 # What every test run overrides: CPU, no rich progress bar, tiny epochs.

@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 
 import lightning as L
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -40,6 +41,22 @@ def check_config(cfg: DictConfig) -> None:
                 logger.offline = True
 
 
+class ConfigError(ValueError):
+    """A config that cannot be built; the message names the config group and the root cause."""
+
+
+def build(node: DictConfig, key: str, **kwargs):
+    """``instantiate`` whose error is the root cause (e.g. a bad ``data.image_size``), not Hydra's
+    nest of wrapped exceptions."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as err:
+        cause: BaseException = err
+        while cause.__cause__ is not None:
+            cause = cause.__cause__
+        raise ConfigError(f"{key} ({node.get('_target_')}): {cause}") from err
+
+
 def quiet_known_warnings() -> None:
     # In-memory datasets need no worker processes; Lightning's advice to add some is noise here.
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
@@ -54,8 +71,8 @@ def run(cfg: DictConfig) -> float | None:
     quiet_known_warnings()
     L.seed_everything(cfg.seed, workers=True)
 
-    datamodule: L.LightningDataModule = instantiate(cfg.data)
-    model: L.LightningModule = instantiate(cfg.model, _recursive_=False, _convert_="all")
+    datamodule: L.LightningDataModule = build(cfg.data, "data")
+    model: L.LightningModule = build(cfg.model, "model", _recursive_=False, _convert_="all")
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     callbacks += [ImagesSeen(), RecordRun(OmegaConf.to_container(cfg, resolve=True))]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
@@ -89,6 +106,11 @@ def summarise(trainer: L.Trainer, output_dir: Path) -> None:
     for logger in trainer.loggers:
         lines.append(f"{type(logger).__name__:<15} {logger.log_dir or logger.save_dir}")
     shown = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-    if shown:
-        lines.append("final metrics   " + "  ".join(f"{k}={v:.4g}" for k, v in sorted(shown.items())))
+    quality = {k: v for k, v in shown.items() if k.startswith("val/") and "[" in k}  # SampleQuality's keys
+    if shown.keys() - quality.keys():
+        lines.append(
+            "final metrics   " + "  ".join(f"{k}={v:.4g}" for k, v in sorted(shown.items()) if k not in quality)
+        )
+    if quality:
+        lines.append("sample quality  " + "  ".join(f"{k}={v:.4g}" for k, v in sorted(quality.items())))
     print("\n".join(lines))

@@ -9,6 +9,7 @@ import importlib
 BENCHES = {
     "cyclegan": "genlab.bench.cyclegan",
     "dcgan": "genlab.bench.dcgan",
+    "metrics": "genlab.bench.metrics",
 }
 
 

@@ -1,0 +1,144 @@
+"""FID / KID / IS / P&R of the model's samples during training, on a named feature extractor."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from torch import nn
+
+from genlab.metrics import quality
+
+
+class SampleQuality(L.Callback):
+    """Every ``every_n_epochs`` (and once when training ends) compares ``n`` samples from
+    ``pl_module.sample`` with the first ``n`` real images of the datamodule's ``split`` and logs
+    ``val/fid{n}[extractor]``, ``val/kid{n}[...]``, ``val/is{n}[...]``, ``val/precision{n}[...]``, ...
+
+    Under DDP each rank samples and extracts its share; torchmetrics gathers the features, and every
+    rank computes the same numbers (so ModelCheckpoint can monitor them on any rank). Real features
+    are cached on disk (:class:`genlab.metrics.quality.RealStatsCache`).
+    """
+
+    def __init__(
+        self,
+        extractor: Mapping | nn.Module,  # e.g. {_target_: genlab.metrics.extractors.Classifier, weights: digits}
+        metrics: Sequence[str] = ("fid", "is"),
+        n: int = 1000,  # generated images per evaluation (real: the first min(n, len(split)))
+        every_n_epochs: int = 0,  # 0 = only when training ends
+        split: str = "train",  # which of the datamodule's sets holds the real images
+        batch_size: int = 250,
+        cache_dir: str | None = None,  # None = $GENLAB_CACHE/stats or ~/.cache/genlab/stats
+        seed: int = 0,  # the samples' noise: the same images every evaluation (less variance)
+        kid_subsets: int = 100,
+        kid_subset_size: int | None = None,  # None = min(1000, n)
+        is_splits: int = 10,
+        allow_few_samples: bool = False,
+    ):
+        self.extractor_config = extractor
+        self.metrics = list(metrics)
+        self.n, self.every_n_epochs, self.split = n, every_n_epochs, split
+        self.batch_size, self.seed = batch_size, seed
+        self.cache = quality.RealStatsCache(cache_dir)
+        self.protocol = quality.Protocol(
+            kid_subsets=kid_subsets,
+            kid_subset_size=kid_subset_size,
+            is_splits=is_splits,
+            allow_few_samples=allow_few_samples,
+        )
+        self.extractor: nn.Module | None = None
+        self.disabled: str | None = None  # why this run gets no metrics (said once)
+        self._last_step = -1
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if stage != "fit" or self.extractor is not None or self.disabled:
+            return
+        if not callable(getattr(pl_module, "sample", None)):
+            self.disable(f"{type(pl_module).__name__} has no sample(n), so there is nothing to score")
+            return
+        self.extractor = (
+            instantiate(self.extractor_config) if isinstance(self.extractor_config, Mapping) else self.extractor_config
+        )
+        channels = getattr(getattr(self.extractor, "net", None), "channels", None)
+        data_channels = getattr(trainer.datamodule, "channels", None)
+        if channels is not None and data_channels is not None and channels != data_channels:
+            self.disable(
+                f"the {self.extractor.provenance} takes {channels}-channel images but the data has {data_channels}; "
+                "set callbacks.sample_quality.extractor.weights to a classifier of this domain (digits, shapes, "
+                "a file) or use genlab.metrics.extractors.Inception"
+            )
+            return
+        dataset = getattr(trainer.datamodule, f"{self.split}_set", None)
+        if dataset is not None:  # a bad request fails now, not after the first epoch of training
+            quality.check_request(self.metrics, min(self.n, len(dataset)), self.n, self.extractor, self.protocol)
+
+    def disable(self, why: str) -> None:
+        self.disabled = why
+        warnings.warn(f"SampleQuality: no sample-quality metrics in this run: {why}", stacklevel=2)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        epoch = trainer.current_epoch + 1
+        if self.disabled or not self.every_n_epochs or epoch % self.every_n_epochs:
+            return
+        values = self.evaluate(trainer, pl_module)
+        for key, value in values.items():
+            # Identical on every rank already; sync_dist (a mean) keeps it so and tells Lightning so.
+            pl_module.log(key, value, sync_dist=True)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if self.disabled or self._last_step == trainer.global_step:
+            return
+        values = self.evaluate(trainer, pl_module)
+        # self.log is closed after fit; the summary reads callback_metrics, the loggers get the values directly.
+        trainer.callback_metrics.update({k: torch.tensor(v) for k, v in values.items()})
+        if trainer.is_global_zero:
+            for logger in trainer.loggers:
+                logger.log_metrics(values, step=trainer.global_step)
+                logger.save()
+
+    @torch.no_grad()
+    def evaluate(self, trainer, pl_module) -> dict[str, float]:
+        """All ranks must call this together (feature gathering is a collective)."""
+        self._last_step = trainer.global_step
+        rank, world = trainer.global_rank, trainer.world_size
+        datamodule = trainer.datamodule
+        dataset = getattr(datamodule, f"{self.split}_set", None)
+        if dataset is None:
+            raise ValueError(
+                f"SampleQuality: the datamodule has no {self.split}_set; set callbacks.sample_quality.split"
+            )
+        n_real = min(self.n, len(dataset))
+        quality.check_request(self.metrics, n_real, self.n, self.extractor, self.protocol)
+        device = pl_module.device
+        self.extractor.to(device)  # here, not in setup: the strategy moves the model to its device after setup
+
+        image_size = getattr(datamodule, "image_size", 0)
+        path = self.cache.path(
+            quality.describe_dataset(datamodule, self.split), self.split, image_size, self.extractor, n_real
+        )
+        # Rank 0 decides hit or miss for everyone: ranks that disagreed would wait on each other forever.
+        hit = trainer.strategy.broadcast(path.is_file(), src=0)
+        if hit:
+            real = self.cache.load(path)
+        else:
+            batches = quality.real_batches(dataset, n_real, self.batch_size, rank, world)
+            real = quality.extract(self.extractor, batches, device)
+            if trainer.is_global_zero:
+                self.cache.save(path, real)
+
+        generator = torch.Generator(device=device).manual_seed(self.seed + rank)
+        share = len(range(rank, self.n, world))
+        fake_batches = (
+            pl_module.sample(min(self.batch_size, share - i), generator=generator)
+            for i in range(0, share, self.batch_size)
+        )
+        fake = quality.extract(self.extractor, fake_batches, device)
+        if len(fake) != self.n or len(real) != n_real:  # a gather that lost a rank's share would bias everything
+            raise RuntimeError(
+                f"SampleQuality gathered {len(fake)}/{self.n} fake and {len(real)}/{n_real} real features"
+            )
+        values = quality.compute(self.metrics, real, fake, self.extractor.name, self.protocol)
+        return {f"val/{k}": v for k, v in values.items()}

@@ -1,0 +1,73 @@
+"""The DataModule base every image dataset shares: splits, loaders and early, clear errors."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+
+class DataError(RuntimeError):
+    """Missing, empty or corrupt data. The message names the path and the fix."""
+
+
+class ImageDataModule(L.LightningDataModule):
+    """Images NCHW in [-1, 1] with ``image_size`` and ``channels`` that models interpolate.
+
+    Subclasses implement :meth:`build` returning ``(train_set, val_set)``; items are
+    ``(image, label)`` tuples (label -1 where a dataset has none).
+    """
+
+    def __init__(
+        self,
+        image_size: int = 32,
+        channels: int = 3,
+        batch_size: int = 64,
+        num_workers: int = 0,  # 0 = load in the training process (right for in-memory sets)
+        val_batch_size: int | None = None,  # None = batch_size
+    ):
+        super().__init__()
+        self.image_size = image_size
+        self.channels = channels
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.val_batch_size = val_batch_size or batch_size
+        self.train_set: Dataset | None = None
+        self.val_set: Dataset | None = None
+
+    def build(self) -> tuple[Dataset, Dataset]:
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        self.train_set, self.val_set = self.build()
+        if len(self.train_set) < self.batch_size:
+            raise DataError(
+                f"{type(self).__name__}: only {len(self.train_set)} training images but "
+                f"data.batch_size={self.batch_size}; lower data.batch_size or add images"
+            )
+
+    def _loader(self, dataset: Dataset, batch_size: int, train: bool) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=train,
+            drop_last=train,  # equal batches keep batch norm and the GAN losses well behaved
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, self.batch_size, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, self.val_batch_size, train=False)
+
+
+def split_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A deterministic (train, val) split of range(n) that depends only on ``seed``."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_val = int(round(n * val_fraction))
+    return perm[n_val:], perm[:n_val]

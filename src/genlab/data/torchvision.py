@@ -1,0 +1,56 @@
+"""Standard datasets through torchvision: MNIST, Fashion-MNIST, CIFAR-10, ..."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydra.utils import get_class
+
+from genlab.data.base import DataError, ImageDataModule
+from genlab.data.transforms import to_model_input
+
+
+class TorchvisionDataModule(ImageDataModule):
+    """A torchvision dataset class with a ``train=`` flag; its test split is our validation set.
+
+    ``layout`` tells a user without a network which files to put where (see conf/data/*.yaml).
+    """
+
+    def __init__(
+        self,
+        dataset: str,  # dotted class path, e.g. torchvision.datasets.MNIST
+        root: str,
+        download: bool = True,
+        layout: str = "",
+        image_size: int = 32,
+        channels: int = 3,
+        hflip: bool = False,
+        **kwargs,
+    ):
+        super().__init__(image_size=image_size, channels=channels, **kwargs)
+        self.dataset_class = get_class(dataset)
+        self.root = Path(root)
+        self.download = download
+        self.layout = layout
+        self.hflip = hflip
+
+    def _open(self, train: bool, download: bool):
+        transform = to_model_input(self.image_size, self.channels, hflip=self.hflip and train)
+        name = self.dataset_class.__name__
+        try:
+            return self.dataset_class(str(self.root), train=train, download=download, transform=transform)
+        except Exception as err:  # torchvision raises RuntimeError, URLError, OSError, ... here
+            how = "could not be downloaded" if download else "is missing or unreadable (data.download=false)"
+            raise DataError(
+                f"{name} {how} ({type(err).__name__}: {err}).\n"
+                f"Put the dataset's files under {self.root.resolve()}"
+                + (f", laid out as:\n  {self.layout}\n" if self.layout else "\n")
+                + "or run where the network is reachable with data.download=true."
+            ) from err
+
+    def prepare_data(self) -> None:  # rank 0 only: the one place that may download
+        self._open(train=True, download=self.download)
+        self._open(train=False, download=self.download)
+
+    def build(self):
+        return self._open(train=True, download=False), self._open(train=False, download=False)

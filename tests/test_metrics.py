@@ -1,0 +1,311 @@
+"""genlab.metrics on features whose answers are known by hand (no Inception: fast)."""
+
+import json
+import math
+import warnings
+from pathlib import Path
+
+import pytest
+import scipy.linalg
+import torch
+from torch import nn
+
+from genlab import evaluate, train
+from genlab.data.embedded import load_digits
+from genlab.metrics import functional as M
+from genlab.metrics import quality
+from genlab.metrics.extractors import Classifier, classifier_file
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENLAB_CACHE", str(tmp_path / "cache"))
+
+
+def random_spd(d: int, seed: int) -> torch.Tensor:
+    a = torch.randn(d, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return a @ a.T / d + 0.1 * torch.eye(d, dtype=torch.float64)
+
+
+def test_frechet_distance_of_gaussians_is_the_closed_form():
+    # Diagonal covariances commute: d² = ‖μ1 − μ2‖² + Σ_i (σ1_i − σ2_i)².
+    mu1, mu2 = torch.tensor([0.0, 1.0, 2.0]), torch.tensor([1.0, 1.0, -1.0])
+    s1, s2 = torch.tensor([1.0, 4.0, 9.0]), torch.tensor([4.0, 1.0, 9.0])
+    expected = (mu1 - mu2).square().sum() + (s1 - s2).square().sum()
+    got = M.frechet_distance(mu1, torch.diag(s1**2), mu2, torch.diag(s2**2))
+    assert got == pytest.approx(float(expected), rel=1e-10)
+    # General covariances: Tr(Σ1 + Σ2 − 2 (Σ1 Σ2)^½) with scipy's independent matrix square root.
+    a, b = random_spd(6, 0), random_spd(6, 1)
+    reference = float(a.trace() + b.trace() - 2 * scipy.linalg.sqrtm((a @ b).numpy()).real.trace())
+    assert M.frechet_distance(torch.zeros(6), a, torch.zeros(6), b) == pytest.approx(reference, rel=1e-8)
+
+
+def test_fid_of_a_set_with_itself_is_zero_and_fid_is_symmetric():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(300, 16, generator=g), torch.randn(300, 16, generator=g) * 1.5 + 0.3
+    assert abs(M.fid(x, x)) < 1e-8
+    assert M.fid(x, y) == pytest.approx(M.fid(y, x), rel=1e-10)
+    assert M.fid(x, y) > 1
+
+
+class Identity(nn.Module):
+    """Hands torchmetrics our features as if its extractor had produced them."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.num_features = dim
+
+    def forward(self, x):
+        return x
+
+
+def test_our_numbers_equal_torchmetrics_on_identical_features():
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    from torchmetrics.image.inception import InceptionScore
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    g = torch.Generator().manual_seed(1)
+    # float64 in: torchmetrics then computes in float64 as we do, and the numbers agree to rounding.
+    real = torch.randn(64, 8, generator=g, dtype=torch.float64)
+    fake = torch.randn(64, 8, generator=g, dtype=torch.float64) * 0.8 + 0.2
+    tm_fid = FrechetInceptionDistance(feature=Identity(8))
+    tm_fid.update(real, real=True)
+    tm_fid.update(fake, real=False)
+    assert M.fid(real, fake) == pytest.approx(float(tm_fid.compute()), rel=1e-9)
+
+    # One subset holding every sample: no randomness on either side.
+    tm_kid = KernelInceptionDistance(feature=Identity(8), subsets=1, subset_size=64)
+    tm_kid.update(real, real=True)
+    tm_kid.update(fake, real=False)
+    assert M.kid(real, fake, subsets=1, subset_size=64)[0] == pytest.approx(float(tm_kid.compute()[0]), rel=1e-9)
+
+    logits = torch.randn(50, 5, generator=g, dtype=torch.float64) * 3
+    tm_is = InceptionScore(feature=Identity(5), splits=1)
+    tm_is.update(logits)
+    assert M.inception_score(logits, splits=1)[0] == pytest.approx(float(tm_is.compute()[0]), rel=1e-9)
+
+
+def test_kid_is_unbiased_on_a_toy_case():
+    # 1-D features, k(x, y) = (xy + 1)³ = 1 + 3xy + 3x²y² + x³y³, so for independent draws
+    # MMD² = 3(m1_P − m1_Q)² + 3(m2_P − m2_Q)² + (m3_P − m3_Q)² with m_i the raw moments.
+    # P = N(0, 1): m = (0, 1, 0); Q = N(½, 1): m = (½, 1¼, ⅛ + 3·½ = 1⅝).
+    truth = 3 * 0.5**2 + 3 * 0.25**2 + 1.625**2
+    g = torch.Generator().manual_seed(0)
+    m, trials = 4, 20000  # tiny subsets: a biased estimator would be far off
+    x = torch.randn(trials, m, 1, generator=g, dtype=torch.float64)
+    y = torch.randn(trials, m, 1, generator=g, dtype=torch.float64) + 0.5
+    estimates = torch.stack([M.polynomial_mmd2(a, b) for a, b in zip(x, y)])
+    stderr = estimates.std() / math.sqrt(trials)
+    assert abs(estimates.mean() - truth) < 4 * stderr
+    # The biased V-statistic (diagonals included) on the same draws misses by far more.
+    k = lambda a, b: (a @ b.T + 1) ** 3  # noqa: E731
+    biased = torch.stack([k(a, a).mean() + k(b, b).mean() - 2 * k(a, b).mean() for a, b in zip(x, y)])
+    assert abs(biased.mean() - truth) > 20 * stderr
+
+
+def test_kid_with_subsets_as_large_as_the_sets_is_one_exact_value():
+    g = torch.Generator().manual_seed(2)
+    x, y = torch.randn(30, 4, generator=g), torch.randn(30, 4, generator=g) + 0.3
+    mean, std = M.kid(x, y, subsets=5, subset_size=30)
+    assert std == 0.0 and mean == pytest.approx(float(M.polynomial_mmd2(x.double(), y.double())), rel=1e-12)
+    shuffled = M.polynomial_mmd2(x.double()[torch.randperm(30, generator=g)], y.double().flip(0))
+    assert mean == pytest.approx(float(shuffled), rel=1e-9)  # order does not matter
+    assert M.kid(x, y, subsets=50, subset_size=10)[1] > 0  # proper subsets do vary
+
+
+def test_inception_score_of_uniform_is_one_and_of_balanced_one_hot_is_the_class_count():
+    assert M.inception_score(torch.zeros(100, 7), splits=5)[0] == pytest.approx(1.0, abs=1e-10)
+    one_hot = torch.nn.functional.one_hot(torch.arange(100) % 10, 10).double() * 1e4  # softmax ≈ one-hot
+    mean, std = M.inception_score(one_hot, splits=10)
+    assert mean == pytest.approx(10.0, rel=1e-9) and std < 1e-9
+
+
+def test_precision_recall_of_identical_sets_is_one_and_of_far_apart_sets_is_zero():
+    x = torch.randn(200, 5, generator=torch.Generator().manual_seed(0))
+    assert M.precision_recall(x, x.clone(), k=3) == (1.0, 1.0)
+    assert M.precision_recall(x, x + 100.0, k=3) == (0.0, 0.0)
+    # A fake set that collapsed onto a tenth of the reals: precise, but recalls little.
+    precision, recall = M.precision_recall(x, x[:20].repeat(10, 1), k=3)
+    assert precision == 1.0 and recall < 0.5
+
+
+def test_precision_recall_equal_torch_fidelity_on_identical_features():
+    from torch_fidelity.metric_prc import prc_features_to_metric
+
+    g = torch.Generator().manual_seed(3)
+    real, fake = torch.randn(150, 6, generator=g), torch.randn(120, 6, generator=g) * 1.3 + 0.4
+    theirs = prc_features_to_metric(
+        fake, real, prc_neighborhood=3, prc_batch_size=10000, save_cpu_ram=False, verbose=False
+    )
+    assert M.precision_recall(real, fake, k=3) == pytest.approx((theirs["precision"], theirs["recall"]), abs=1e-6)
+
+
+def test_reconstruction_metrics_match_their_definitions():
+    x = torch.rand(4, 3, 16, 16) * 2 - 1
+    assert M.mse(x, x) == 0 and M.ssim(x, x) == pytest.approx(1.0, abs=1e-9)
+    noisy = (x + 0.1).clamp(-1, 1)
+    mse = float((noisy - x).square().mean())
+    assert M.mse(noisy, x) == pytest.approx(mse, rel=1e-6)
+    per_image = [10 * math.log10(4 / float((noisy[i] - x[i]).square().mean())) for i in range(4)]
+    assert M.psnr(noisy, x) == pytest.approx(sum(per_image) / 4, rel=1e-6)  # peak-to-peak range 2 → 2² = 4
+    assert M.ssim(noisy, x) < 1
+
+
+def test_lpips_without_its_weights_is_a_clear_message_not_a_download(monkeypatch, tmp_path):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))  # an empty hub cache
+    with pytest.raises(RuntimeError, match="LPIPS needs torchvision's alex ImageNet weights"):
+        M.lpips(torch.zeros(1, 3, 16, 16), torch.zeros(1, 3, 16, 16))
+
+
+class FakeExtractor(nn.Module):
+    name, provenance, dim, has_logits = "fake", "test", 8, False
+
+
+def test_too_few_samples_is_a_clear_error_before_any_work():
+    ext, protocol = FakeExtractor(), quality.Protocol()
+    with pytest.raises(ValueError, match="singular"):
+        quality.check_request(["fid"], 8, 8, ext, protocol)
+    quality.check_request(["fid"], 8, 8, ext, quality.Protocol(allow_few_samples=True))
+    with pytest.raises(ValueError, match="KID subset size 50"):
+        quality.check_request(["kid"], 40, 40, ext, quality.Protocol(kid_subset_size=50))
+    with pytest.raises(ValueError, match="IS needs class logits"):
+        quality.check_request(["is"], 100, 100, ext, protocol)
+    with pytest.raises(ValueError, match="unknown metric"):
+        quality.check_request(["fidd"], 100, 100, ext, protocol)
+
+
+def test_real_stats_cache_is_keyed_and_reused(tmp_path):
+    cache, ext = quality.RealStatsCache(tmp_path), FakeExtractor()
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return quality.FeatureSet(torch.randn(10, 8))
+
+    path = cache.path("digits", "train", 32, ext, 10)
+    first, hit1 = cache.get(path, compute)
+    second, hit2 = cache.get(path, compute)
+    assert (hit1, hit2) == (False, True) and len(calls) == 1 and torch.equal(first.features, second.features)
+    others = {cache.path(*args) for args in [("shapes", "train", 32, ext, 10), ("digits", "val", 32, ext, 10),
+                                             ("digits", "train", 64, ext, 10), ("digits", "train", 32, ext, 20)]}  # fmt: skip
+    assert path not in others and len(others) == 4
+
+
+def test_shipped_classifier_knows_its_domain():
+    assert classifier_file("digits").stat().st_size < 1_000_000
+    images, labels = load_digits(32)
+    ext = Classifier("digits")
+    out = ext(images[:300])
+    assert out["features"].shape == (300, ext.dim) and out["logits"].shape == (300, 10)
+    assert (out["logits"].argmax(1) == labels[:300]).float().mean() > 0.95
+    with pytest.raises(ValueError, match="takes 1-channel images, got 3"):
+        ext(torch.zeros(2, 3, 32, 32))
+
+
+def test_default_training_run_ends_with_classifier_fid_and_is(make_cfg, capsys):
+    cfg = make_cfg("data.batch_size=16", "model.generator.width=8", "model.discriminator.width=8")
+    train.run(cfg)
+    summary = capsys.readouterr().out
+    assert "val/fid1000[classifier]=" in summary and "val/is1000[classifier]=" in summary
+    csv = (Path(cfg.paths.output_dir) / "csv" / "metrics.csv").read_text()
+    assert "val/fid1000[classifier]" in csv
+
+
+def test_metrics_preset_logs_every_epoch_and_checkpoints_the_best_fid(make_cfg):
+    cfg = make_cfg(
+        "callbacks=metrics", "callbacks.progress_bar=null", "callbacks.lr_monitor=null", "trainer.max_epochs=2",
+        "callbacks.sample_quality.n=200", "data.batch_size=16", "model.generator.width=8", "model.discriminator.width=8",
+    )  # fmt: skip
+    train.run(cfg)
+    run = Path(cfg.paths.output_dir)
+    header, *rows = (run / "csv" / "metrics.csv").read_text().splitlines()
+    column = header.split(",").index("val/fid200[classifier]")
+    assert sum(1 for r in rows if r.split(",")[column]) >= 2  # epochs 1 and 2 (train end reuses epoch 2)
+    assert {"val/kid200[classifier]", "val/precision200[classifier]", "val/recall200[classifier]"} <= set(
+        header.split(",")
+    )
+    assert (run / "checkpoints" / "best_fid.ckpt").is_file()
+
+
+def test_callback_is_a_noop_with_one_warning_where_it_cannot_score(make_cfg):
+    cfg = make_cfg("data=shapes", "data.n_train=64", "data.n_val=16", "data.batch_size=16",
+                   "model.generator.width=8", "model.discriminator.width=8")  # fmt: skip
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train.run(cfg)
+    said = [str(w.message) for w in caught if "SampleQuality" in str(w.message)]
+    assert len(said) == 1 and "the data has 3" in said[0]
+
+
+def test_callback_refuses_a_meaningless_request_before_training(make_cfg):
+    cfg = make_cfg("callbacks.sample_quality.n=50", "data.batch_size=16")  # FID of 50 samples, 64-dim features
+    with pytest.raises(ValueError, match="covariance is singular"):
+        train.run(cfg)
+    assert not (Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt").exists()
+
+
+def test_callback_skips_models_without_sample():
+    from genlab.callbacks import SampleQuality
+
+    callback = SampleQuality(extractor={"_target_": "genlab.metrics.extractors.Classifier"})
+    with pytest.warns(UserWarning, match="has no sample"):
+        callback.setup(None, nn.Linear(1, 1), "fit")
+    callback.on_train_end(None, nn.Linear(1, 1))  # no-op: nothing evaluated, nothing raised
+    assert callback.extractor is None
+
+
+def test_evaluate_scores_a_checkpoint_and_reuses_cached_real_features(make_cfg, tmp_path):
+    cfg = make_cfg("data.batch_size=16", "model.generator.width=8", "model.discriminator.width=8",
+                   "callbacks.sample_quality=null")  # fmt: skip
+    train.run(cfg)
+    ckpt = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    from hydra import compose, initialize_config_dir
+
+    from genlab.config import config_dir
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        ev = compose("evaluate", overrides=[f"ckpt={ckpt}", "n=300", f"out={tmp_path / 'ev'}"])
+    first = evaluate.run(ev)
+    report = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    second = evaluate.run(ev)
+    again = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert not report["real_features_cached"] and again["real_features_cached"]
+    assert first == second  # same seed, same samples, same cached reals
+    assert set(first) == {
+        f"{m}[classifier]"
+        for m in ("fid300", "kid300", "kid300_std", "is300", "is300_std", "precision300", "recall300")
+    }
+
+
+def test_evaluate_two_folders_of_the_same_images_gives_zero(tmp_path):
+    from torchvision.utils import save_image
+
+    images, _ = load_digits(32)
+    for name in ("real", "fake"):
+        (tmp_path / name).mkdir()
+        for i, image in enumerate(images[:120]):
+            save_image(image * 0.5 + 0.5, tmp_path / name / f"{i:03d}.png")
+    from hydra import compose, initialize_config_dir
+
+    from genlab.config import config_dir
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        ev = compose("evaluate", overrides=[f"real={tmp_path / 'real'}", f"fake={tmp_path / 'fake'}", "n=null",
+                                            "metrics=[fid,pr]", f"out={tmp_path / 'ev'}"])  # fmt: skip
+    values = evaluate.run(ev)
+    assert abs(values["fid120[classifier]"]) < 1e-6
+    assert values["precision120[classifier]"] == 1.0 and values["recall120[classifier]"] == 1.0
+
+
+@pytest.mark.slow
+def test_callback_under_ddp_gathers_every_rank_and_does_not_hang(tmp_path):
+    from tests.conftest import run_script
+
+    result = run_script(
+        "train.py", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.max_epochs=2",
+        "+trainer.limit_train_batches=2", "callbacks=metrics", "callbacks.progress_bar=null",
+        "callbacks.sample_quality.n=200", "model.generator.width=8", "model.discriminator.width=8",
+        "data.batch_size=16", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, timeout=400,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "val/fid200[classifier]=" in result.stdout  # 2 x 100 samples gathered (checked inside the callback)
