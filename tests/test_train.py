@@ -16,7 +16,7 @@ from tests.conftest import run_script
 MODELS = sorted(p.stem for p in (config_dir() / "model").glob("*.yaml"))
 LOSSES = sorted(p.stem for p in (config_dir() / "model" / "loss").glob("*.yaml"))
 # The embedded dataset each family trains on in tests; anything unlisted uses digits.
-DATA_FOR = {}
+DATA_FOR = {"cyclegan": "shapes_unpaired"}
 # Second stages that start from another trained model: model -> (fixture giving its checkpoint, key).
 CKPT_FOR = {"vqvae_prior": ("vqvae_ckpt", "model.vqvae_ckpt")}
 

@@ -7,6 +7,7 @@ import importlib
 
 # what -> module with main(argv); each prints a table with the command that reproduces it.
 BENCHES = {
+    "cyclegan": "genlab.bench.cyclegan",
     "dcgan": "genlab.bench.dcgan",
     "metrics": "genlab.bench.metrics",
     "autoencoders": "genlab.bench.autoencoders",
