@@ -7,7 +7,7 @@ from genlab.config import compose_train, config_dir
 
 EXPERIMENTS = sorted(p.stem for p in (config_dir() / "experiment").glob("*.yaml"))
 # Recipes whose model needs an artefact of an earlier stage (e.g. a trained VQ-VAE) to be built.
-NEEDS_ARTEFACT: set[str] = set()
+NEEDS_ARTEFACT = {"vqvae_prior_digits"}  # built from a VQ-VAE checkpoint in test_vqvae_prior.py
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)

@@ -31,6 +31,8 @@ TINY = [
     "model.generator.n_blocks=1",
     "model.discriminator.ndf=4",
     "model.discriminator.n_layers=2",  # a 34x34 PatchGAN: 16 px is too small for the 70x70 one
+    "callbacks.sample_quality.metrics=[kid]",  # target-domain KID of translate(val A) vs val B at the end
+    "+callbacks.sample_quality.kid_subset_size=4",  # (FID needs more than 8 images)
 ]
 
 
@@ -176,7 +178,7 @@ def test_training_steps_log_every_term_and_end_at_lr_zero(trained):
     logged = {k for row in rows for k, v in row.items() if v}
     for k in ("g_adv_a", "g_adv_b", "cycle_a", "cycle_b", "idt_a", "idt_b", "d_a", "d_b"):
         assert f"train/loss_{k}" in logged
-    assert {"val/psnr_a2b", "val/ssim_a2b", "train/kimg"} <= logged
+    assert {"val/psnr_a2b", "val/ssim_a2b", "train/kimg", "val/kid8_a2b[classifier]"} <= logged
     saved = torch.load(trained / "checkpoints" / "last.ckpt", weights_only=False)
     assert saved["global_step"] == 2 * 2 * 2  # 2 epochs x 2 batches x (G + D)
     assert [g["lr"] for opt in saved["optimizer_states"] for g in opt["param_groups"]] == [0.0, 0.0]
@@ -190,6 +192,25 @@ def test_training_steps_log_every_term_and_end_at_lr_zero(trained):
     assert grid.size[0] == 3 * 16 + 4 * 2  # three columns of 16 px: real_a | fake_b | rec_a
 
 
+def test_evaluate_scores_the_target_domain_and_the_ground_truth(trained, tmp_path):
+    import csv
+
+    from hydra import compose, initialize_config_dir
+
+    from genlab import evaluate
+    from genlab.config import config_dir
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        ev = compose("evaluate", overrides=[f"ckpt={trained / 'checkpoints' / 'last.ckpt'}", "n=8",
+                                            "metrics=[kid,psnr,ssim]", "kid_subset_size=4", f"out={tmp_path}"])  # fmt: skip
+    values = evaluate.run(ev)
+    assert set(values) == {"kid8_a2b[classifier]", "kid8_a2b_std[classifier]", "psnr8_a2b", "ssim8_a2b"}
+    rows = list(csv.DictReader((trained / "csv" / "metrics.csv").open()))
+    logged = [row for row in rows if row.get("val/psnr_a2b")][-1]  # the model's own validation, same weights
+    assert values["psnr8_a2b"] == pytest.approx(float(logged["val/psnr_a2b"]), abs=1e-3)
+    assert values["ssim8_a2b"] == pytest.approx(float(logged["val/ssim_a2b"]), abs=1e-3)
+
+
 @pytest.mark.parametrize("experiment", ["cyclegan_horse2zebra", "cyclegan_shapes"])
 def test_experiments_end_their_lr_decay_with_training(experiment):
     from genlab.config import compose_train
@@ -200,7 +221,9 @@ def test_experiments_end_their_lr_decay_with_training(experiment):
 
 
 def test_shapes_recipe_trains(make_cfg):
-    cfg = make_cfg("experiment=cyclegan_shapes", "data.n_train=16", "data.n_val=8")
+    cfg = make_cfg(
+        "experiment=cyclegan_shapes", "data.n_train=16", "data.n_val=8", "callbacks.sample_quality.metrics=[kid]"
+    )
     train.run(cfg)
     assert (Path(cfg.paths.output_dir) / "samples" / "b2a_final.png").is_file()
 

@@ -229,7 +229,8 @@ def test_metrics_preset_logs_every_epoch_and_checkpoints_the_best_fid(make_cfg):
 
 def test_callback_is_a_noop_with_one_warning_where_it_cannot_score(make_cfg):
     cfg = make_cfg("data=shapes", "data.n_train=64", "data.n_val=16", "data.batch_size=16",
-                   "model.generator.width=8", "model.discriminator.width=8")  # fmt: skip
+                   "model.generator.width=8", "model.discriminator.width=8",
+                   "callbacks.sample_quality.extractor.weights=digits")  # fmt: skip
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         train.run(cfg)
@@ -248,7 +249,7 @@ def test_callback_skips_models_without_sample():
     from genlab.callbacks import SampleQuality
 
     callback = SampleQuality(extractor={"_target_": "genlab.metrics.extractors.Classifier"})
-    with pytest.warns(UserWarning, match="has no sample"):
+    with pytest.warns(UserWarning, match="has neither sample"):
         callback.setup(None, nn.Linear(1, 1), "fit")
     callback.on_train_end(None, nn.Linear(1, 1))  # no-op: nothing evaluated, nothing raised
     assert callback.extractor is None
@@ -277,6 +278,78 @@ def test_evaluate_scores_a_checkpoint_and_reuses_cached_real_features(make_cfg, 
     }
 
 
+def compose_evaluate(*overrides: str):
+    from hydra import compose, initialize_config_dir
+
+    from genlab.config import config_dir
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return compose("evaluate", overrides=list(overrides))
+
+
+def test_callback_scores_with_the_classifier_of_the_data(make_cfg):
+    import csv
+
+    cfg = make_cfg("data=shapes", "data.n_train=128", "data.n_val=16", "data.batch_size=16",
+                   "model.generator.width=8", "model.discriminator.width=8",
+                   "callbacks.sample_quality.n=100", "callbacks.sample_quality.metrics=[fid]")  # fmt: skip
+    train.run(cfg)
+    rows = list(csv.DictReader((Path(cfg.paths.output_dir) / "csv" / "metrics.csv").open()))
+    assert any(row.get("val/fid100[classifier]") for row in rows)  # the 3-channel shapes classifier took it
+
+
+class OracleTranslator(nn.Module):
+    """Translates each validation circle into its true square (or, ``shift``, the next image's)."""
+
+    def __init__(self, dataset, shift: int = 0):
+        super().__init__()
+        self.a, self.truth, self.shift = (
+            torch.stack([dataset.a[i] for i in range(len(dataset.a))]),
+            dataset.b_true,
+            shift,
+        )
+
+    def translate(self, x, direction="a2b"):
+        index = [int((self.a == image).flatten(1).all(1).nonzero()) for image in x]
+        return self.truth[[(i + self.shift) % len(self.truth) for i in index]]
+
+
+def test_evaluate_pairs_each_translated_input_with_its_ground_truth():
+    from omegaconf import OmegaConf
+
+    from genlab.data.unpaired import ShapesUnpairedDataModule
+
+    datamodule = ShapesUnpairedDataModule(image_size=16, n_train=4, n_val=24, batch_size=4)
+    datamodule.setup("fit")
+    cfg = OmegaConf.create({"n": 20, "batch_size": 8, "direction": "a2b", "seed": 0, "iw_k": 1})
+    perfect = evaluate.paired_metrics(cfg, OracleTranslator(datamodule.val_set), datamodule, ["mse", "ssim"], "cpu")
+    assert perfect == {"mse20_a2b": 0.0, "ssim20_a2b": pytest.approx(1.0)}
+    wrong = evaluate.paired_metrics(cfg, OracleTranslator(datamodule.val_set, shift=1), datamodule, ["mse"], "cpu")
+    assert wrong["mse20_a2b"] > 0.05
+    with pytest.raises(ValueError, match="shapes_unpaired"):
+        evaluate.paired_metrics(
+            OmegaConf.merge(cfg, {"direction": "b2a"}),
+            OracleTranslator(datamodule.val_set),
+            datamodule,
+            ["psnr"],
+            "cpu",
+        )
+
+
+def test_evaluate_vae_likelihood_and_reconstructions(make_cfg, tmp_path):
+    cfg = make_cfg("model=vae", "data.batch_size=16", "callbacks.sample_quality=null")
+    train.run(cfg)
+    ckpt = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    common = [f"ckpt={ckpt}", "n=32", f"out={tmp_path / 'ev'}"]
+    elbo = evaluate.run(compose_evaluate(*common, "metrics=[nll,mse,psnr]", "iw_k=1"))
+    tight = evaluate.run(compose_evaluate(*common, "metrics=[nll]", "iw_k=64"))
+    assert tight["iw_nll32_k64"] < elbo["iw_nll32_k1"]  # more importance samples, a tighter bound
+    assert elbo["iw_bpd32_k1"] == pytest.approx(elbo["iw_nll32_k1"] / (32 * 32 * math.log(2)))
+    assert elbo["psnr32"] == pytest.approx(10 * math.log10(4 / elbo["mse32"]), abs=3)  # mean of per-image PSNRs
+    with pytest.raises(ValueError, match="unknown metric"):
+        evaluate.run(compose_evaluate(*common, "metrics=[fid,likelihood]"))
+
+
 def test_evaluate_two_folders_of_the_same_images_gives_zero(tmp_path):
     from torchvision.utils import save_image
 
@@ -291,7 +364,8 @@ def test_evaluate_two_folders_of_the_same_images_gives_zero(tmp_path):
 
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         ev = compose("evaluate", overrides=[f"real={tmp_path / 'real'}", f"fake={tmp_path / 'fake'}", "n=null",
-                                            "metrics=[fid,pr]", f"out={tmp_path / 'ev'}"])  # fmt: skip
+                                            "metrics=[fid,pr]", "extractor.weights=digits",
+                                            f"out={tmp_path / 'ev'}"])  # fmt: skip
     values = evaluate.run(ev)
     assert abs(values["fid120[classifier]"]) < 1e-6
     assert values["precision120[classifier]"] == 1.0 and values["recall120[classifier]"] == 1.0

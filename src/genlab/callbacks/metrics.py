@@ -7,16 +7,19 @@ from collections.abc import Mapping, Sequence
 
 import lightning as L
 import torch
-from hydra.utils import instantiate
 from torch import nn
 
-from genlab.metrics import quality
+from genlab.metrics import extractors, quality
 
 
 class SampleQuality(L.Callback):
     """Every ``every_n_epochs`` (and once when training ends) compares ``n`` samples from
     ``pl_module.sample`` with the first ``n`` real images of the datamodule's ``split`` and logs
     ``val/fid{n}[extractor]``, ``val/kid{n}[...]``, ``val/is{n}[...]``, ``val/precision{n}[...]``, ...
+
+    Translation models (with ``translate``) are scored on the target domain instead: the first ``n``
+    source images of the split translated (``direction``) against that split's target-domain images
+    (keys ``val/fid{n}_a2b[extractor]``, ...).
 
     Under DDP each rank samples and extracts its share; torchmetrics gathers the features, and every
     rank computes the same numbers (so ModelCheckpoint can monitor them on any rank). Real features
@@ -29,7 +32,8 @@ class SampleQuality(L.Callback):
         metrics: Sequence[str] = ("fid", "is"),
         n: int = 1000,  # generated images per evaluation (real: the first min(n, len(split)))
         every_n_epochs: int = 0,  # 0 = only when training ends
-        split: str = "train",  # which of the datamodule's sets holds the real images
+        split: str | None = None,  # the datamodule's set of real images; None: train, or val for translators
+        direction: str = "a2b",  # translators: score translate(source, direction) against the target domain
         batch_size: int = 250,
         cache_dir: str | None = None,  # None = $GENLAB_CACHE/stats or ~/.cache/genlab/stats
         seed: int = 0,  # the samples' noise: the same images every evaluation (less variance)
@@ -40,7 +44,7 @@ class SampleQuality(L.Callback):
     ):
         self.extractor_config = extractor
         self.metrics = list(metrics)
-        self.n, self.every_n_epochs, self.split = n, every_n_epochs, split
+        self.n, self.every_n_epochs, self.split, self.direction = n, every_n_epochs, split, direction
         self.batch_size, self.seed = batch_size, seed
         self.cache = quality.RealStatsCache(cache_dir)
         self.protocol = quality.Protocol(
@@ -56,12 +60,21 @@ class SampleQuality(L.Callback):
     def setup(self, trainer, pl_module, stage: str) -> None:
         if stage != "fit" or self.extractor is not None or self.disabled:
             return
-        if not callable(getattr(pl_module, "sample", None)):
-            self.disable(f"{type(pl_module).__name__} has no sample(n), so there is nothing to score")
+        if not (callable(getattr(pl_module, "sample", None)) or quality.is_translator(pl_module)):
+            self.disable(
+                f"{type(pl_module).__name__} has neither sample(n) nor translate(x), so there is nothing to score"
+            )
             return
-        self.extractor = (
-            instantiate(self.extractor_config) if isinstance(self.extractor_config, Mapping) else self.extractor_config
-        )
+        self.split = self.split or quality.default_split(pl_module)
+        try:
+            self.extractor = (
+                extractors.for_data(self.extractor_config, trainer.datamodule)
+                if isinstance(self.extractor_config, Mapping)
+                else self.extractor_config
+            )
+        except ValueError as err:  # no classifier for this data: train on, without these metrics
+            self.disable(str(err))
+            return
         channels = getattr(getattr(self.extractor, "net", None), "channels", None)
         data_channels = getattr(trainer.datamodule, "channels", None)
         if channels is not None and data_channels is not None and channels != data_channels:
@@ -73,7 +86,17 @@ class SampleQuality(L.Callback):
             return
         dataset = getattr(trainer.datamodule, f"{self.split}_set", None)
         if dataset is not None:  # a bad request fails now, not after the first epoch of training
-            quality.check_request(self.metrics, min(self.n, len(dataset)), self.n, self.extractor, self.protocol)
+            try:
+                quality.check_request(self.metrics, *self.counts(pl_module, dataset), self.extractor, self.protocol)
+            except ValueError as err:
+                raise ValueError(
+                    f"callbacks.sample_quality: {err} (callbacks.sample_quality=null trains without these metrics)"
+                ) from err
+
+    def counts(self, pl_module, dataset) -> tuple[int, int]:
+        """(real, generated) images per evaluation."""
+        reference, source = quality.scored_sets(pl_module, dataset, self.direction)
+        return min(self.n, len(reference)), self.n if source is None else min(self.n, len(source))
 
     def disable(self, why: str) -> None:
         self.disabled = why
@@ -110,35 +133,36 @@ class SampleQuality(L.Callback):
             raise ValueError(
                 f"SampleQuality: the datamodule has no {self.split}_set; set callbacks.sample_quality.split"
             )
-        n_real = min(self.n, len(dataset))
-        quality.check_request(self.metrics, n_real, self.n, self.extractor, self.protocol)
+        reference, source = quality.scored_sets(pl_module, dataset, self.direction)
+        n_real, n_fake = self.counts(pl_module, dataset)
+        quality.check_request(self.metrics, n_real, n_fake, self.extractor, self.protocol)
+        split = self.split if source is None else f"{self.split}-{quality.DIRECTIONS[self.direction][1]}"
         device = pl_module.device
         self.extractor.to(device)  # here, not in setup: the strategy moves the model to its device after setup
 
         image_size = getattr(datamodule, "image_size", 0)
         path = self.cache.path(
-            quality.describe_dataset(datamodule, self.split), self.split, image_size, self.extractor, n_real
+            quality.describe_dataset(datamodule, self.split), split, image_size, self.extractor, n_real
         )
         # Rank 0 decides hit or miss for everyone: ranks that disagreed would wait on each other forever.
         hit = trainer.strategy.broadcast(path.is_file(), src=0)
         if hit:
             real = self.cache.load(path)
         else:
-            batches = quality.real_batches(dataset, n_real, self.batch_size, rank, world)
+            batches = quality.real_batches(reference, n_real, self.batch_size, rank, world)
             real = quality.extract(self.extractor, batches, device)
             if trainer.is_global_zero:
                 self.cache.save(path, real)
 
         generator = torch.Generator(device=device).manual_seed(self.seed + rank)
-        share = len(range(rank, self.n, world))
-        fake_batches = (
-            pl_module.sample(min(self.batch_size, share - i), generator=generator)
-            for i in range(0, share, self.batch_size)
+        fake_batches = quality.model_batches(
+            pl_module, source, n_fake, self.batch_size, generator, self.direction, rank, world
         )
         fake = quality.extract(self.extractor, fake_batches, device)
-        if len(fake) != self.n or len(real) != n_real:  # a gather that lost a rank's share would bias everything
+        if len(fake) != n_fake or len(real) != n_real:  # a gather that lost a rank's share would bias everything
             raise RuntimeError(
-                f"SampleQuality gathered {len(fake)}/{self.n} fake and {len(real)}/{n_real} real features"
+                f"SampleQuality gathered {len(fake)}/{n_fake} fake and {len(real)}/{n_real} real features"
             )
-        values = quality.compute(self.metrics, real, fake, self.extractor.name, self.protocol)
+        tag = "" if source is None else f"_{self.direction}"
+        values = quality.compute(self.metrics, real, fake, self.extractor.name, self.protocol, tag)
         return {f"val/{k}": v for k, v in values.items()}

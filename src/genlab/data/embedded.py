@@ -94,6 +94,8 @@ def require_channels(name: str, channels: int, expected: int) -> None:
 class DigitsDataModule(ImageDataModule):
     """scikit-learn digits, 1 channel, ink bright on dark like MNIST; labels kept."""
 
+    domain_classifier = "digits"  # the shipped metrics classifier of these images
+
     def __init__(
         self, image_size: int = 32, channels: int = 1, val_fraction: float = 0.1, split_seed: int = 0, **kwargs
     ):
@@ -110,6 +112,8 @@ class DigitsDataModule(ImageDataModule):
 
 class ShapesDataModule(ImageDataModule):
     """Procedural RGB shapes; labels are (shape index, colour index) as a [N, 2] tensor."""
+
+    domain_classifier = "shapes"  # the shipped metrics classifier of these images
 
     def __init__(
         self, image_size: int = 32, channels: int = 3, n_train: int = 5000, n_val: int = 500, seed: int = 0, **kwargs

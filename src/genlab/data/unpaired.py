@@ -169,6 +169,8 @@ class ShapesUnpairedDataModule(ImageDataModule):
     draws A and B independently. The validation split renders, for every A circle, the square with
     the same parameters as ``b_true``: the exact answer of A→B, so PSNR/SSIM measure translation."""
 
+    domain_classifier = "shapes"  # the shipped metrics classifier of these images
+
     def __init__(
         self, image_size: int = 32, channels: int = 3, n_train: int = 2000, n_val: int = 200, seed: int = 0, **kwargs
     ):

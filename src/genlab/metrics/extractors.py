@@ -7,11 +7,14 @@ Both take images NCHW in [-1, 1] (the framework's convention) and return
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
+from hydra.utils import get_class, instantiate
 from torch import nn
 
 from genlab.metrics import inception
@@ -74,6 +77,11 @@ class Classifier(nn.Module):
 
     def __init__(self, weights: str = "digits"):
         super().__init__()
+        if weights == "auto":
+            raise ValueError(
+                "classifier weights=auto means the classifier of a run's data, and there is no run here; "
+                "name one: extractor.weights=digits|shapes|FILE"
+            )
         path = classifier_file(weights)
         saved = torch.load(path, map_location="cpu", weights_only=True)
         self.net = DomainClassifier(**saved["config"])
@@ -102,3 +110,18 @@ class Classifier(nn.Module):
             x = F.interpolate(x, size=self.net.image_size, mode="bilinear", antialias=True, align_corners=False)
         features, logits = self.net(x)
         return {"features": features, "logits": logits}
+
+
+def for_data(config: Mapping[str, Any], datamodule) -> nn.Module:
+    """Build an extractor config for ``datamodule``'s images. ``Classifier`` with ``weights: auto``
+    takes the classifier shipped for that data's domain (the datamodule's ``domain_classifier``)."""
+    config = dict(config)
+    if config.get("weights") == "auto" and issubclass(get_class(config["_target_"]), Classifier):
+        domain = getattr(datamodule, "domain_classifier", None)
+        if domain is None:
+            raise ValueError(
+                f"no classifier ships for {type(datamodule).__name__} (shipped: digits, shapes); set the extractor's "
+                "weights to a file from `python -m genlab.metrics.train_classifier`, or use the inception extractor"
+            )
+        config["weights"] = domain
+    return instantiate(config)

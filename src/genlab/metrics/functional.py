@@ -160,10 +160,13 @@ def psnr(recon: torch.Tensor, target: torch.Tensor) -> float:
 
 
 def ssim(recon: torch.Tensor, target: torch.Tensor) -> float:
-    """SSIM (Wang et al. 2004; 11x11 Gaussian window, σ = 1.5) for images in [-1, 1]."""
+    """SSIM (Wang et al. 2004; 11x11 Gaussian window, σ = 1.5) for images in [-1, 1], computed on
+    intensities in [0, 1]: its luminance term (2 μ_x μ_y + C1) / (μ_x² + μ_y² + C1) is not
+    shift-invariant, so SSIM is defined on non-negative intensities, not on [-1, 1]."""
     from torchmetrics.functional.image import structural_similarity_index_measure
 
-    return float(structural_similarity_index_measure(recon.double(), target.double(), data_range=(-1.0, 1.0)))
+    recon, target = ((t.double().clamp(-1, 1) + 1) / 2 for t in (recon, target))
+    return float(structural_similarity_index_measure(recon, target, data_range=1.0))
 
 
 # torchvision backbones LPIPS builds on (torchmetrics ships the linear layers on top of them).

@@ -21,6 +21,9 @@ from genlab.metrics import functional as M
 from genlab.metrics.inception import cache_dir
 
 METRICS = ("fid", "kid", "is", "pr")
+# Translation models are scored on what they make of one domain's images: fake = translate(source),
+# compared with the target domain's real images.
+DIRECTIONS = {"a2b": ("a", "b"), "b2a": ("b", "a")}
 
 
 @dataclass
@@ -112,15 +115,16 @@ def check_request(metrics: Iterable[str], n_real: int, n_fake: int, extractor: n
 
 
 def compute(
-    metrics: Iterable[str], real: FeatureSet, fake: FeatureSet, name: str, protocol: Protocol
+    metrics: Iterable[str], real: FeatureSet, fake: FeatureSet, name: str, protocol: Protocol, tag: str = ""
 ) -> dict[str, float]:
-    """``{"fid{n}[name]": ..., "kid{n}[name]": ..., "kid{n}_std[name]": ..., ...}`` with n = len(fake)."""
-    n, out = len(fake), {}
+    """``{"fid{n}[name]": ..., "kid{n}[name]": ..., "kid{n}_std[name]": ..., ...}`` with n = len(fake)
+    followed by ``tag`` (translators: ``fid200_a2b[classifier]``)."""
+    n, out = f"{len(fake)}{tag}", {}  # n: the key's sample count (and direction)
     for metric in metrics:
         if metric == "fid":
             out[f"fid{n}[{name}]"] = M.fid(real.features, fake.features)
         elif metric == "kid":
-            size = protocol.subset_size(min(len(real), n))
+            size = protocol.subset_size(min(len(real), len(fake)))
             mean, std = M.kid(real.features, fake.features, protocol.kid_subsets, size, protocol.seed)
             out[f"kid{n}[{name}]"], out[f"kid{n}_std[{name}]"] = mean, std
         elif metric == "is":
@@ -190,3 +194,47 @@ def real_batches(dataset, n: int, batch_size: int, rank: int = 0, world_size: in
     indices = list(range(rank, n, world_size))
     for i in range(0, len(indices), batch_size):
         yield torch.stack([image_of(dataset[j]) for j in indices[i : i + batch_size]])
+
+
+def is_translator(model) -> bool:
+    return callable(getattr(model, "translate", None))
+
+
+def default_split(model) -> str:
+    """Generators are compared with the training images (the distribution they learn); translators
+    with the held-out target domain (the CycleGAN papers' test-set protocol)."""
+    return "val" if is_translator(model) else "train"
+
+
+def scored_sets(model, dataset, direction: str = "a2b"):
+    """``(reference, source)``: the real images the model's output is compared with, and the images a
+    translator translates (None for generators, which sample)."""
+    if not is_translator(model):
+        return dataset, None
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction={direction!r}: use 'a2b' or 'b2a'")
+    source, target = DIRECTIONS[direction]
+    if not hasattr(dataset, target):
+        raise ValueError(f"{type(model).__name__} needs two-domain data (an unpaired dataset with .a and .b)")
+    return getattr(dataset, target), getattr(dataset, source)
+
+
+def model_batches(
+    model,
+    source,
+    n: int,
+    batch_size: int,
+    generator: torch.Generator,
+    direction: str = "a2b",
+    rank: int = 0,
+    world_size: int = 1,
+) -> Iterable[torch.Tensor]:
+    """This rank's share of ``n`` images from the model: ``sample`` batches, or translations of the
+    first ``n`` images of ``source`` (the same split between ranks as :func:`real_batches`)."""
+    if source is not None:
+        for images in real_batches(source, n, batch_size, rank, world_size):
+            yield model.translate(images, direction)
+        return
+    share = len(range(rank, n, world_size))
+    for i in range(0, share, batch_size):
+        yield model.sample(min(batch_size, share - i), generator=generator)
