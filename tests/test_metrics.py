@@ -350,6 +350,11 @@ def test_evaluate_vae_likelihood_and_reconstructions(make_cfg, tmp_path):
         evaluate.run(compose_evaluate(*common, "metrics=[fid,likelihood]"))
 
 
+def test_evaluate_defaults_to_what_the_model_supports(vqvae_ckpt, tmp_path):
+    values = evaluate.run(compose_evaluate(f"ckpt={vqvae_ckpt}", "n=16", f"out={tmp_path}"))
+    assert set(values) == {"mse16", "psnr16", "ssim16"}  # a VQ-VAE reconstructs; it does not sample
+
+
 def test_evaluate_two_folders_of_the_same_images_gives_zero(tmp_path):
     from torchvision.utils import save_image
 

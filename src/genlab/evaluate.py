@@ -52,7 +52,10 @@ PAIRED = ("mse", "psnr", "ssim", "lpips")
 
 def default_metrics(model) -> list[str]:
     """What ``metrics=null`` scores: everything the model supports."""
-    metrics = ["fid", "kid"] if quality.is_translator(model) else ["fid", "kid", "is", "pr"]
+    if quality.is_translator(model):
+        metrics = ["fid", "kid"]
+    else:
+        metrics = ["fid", "kid", "is", "pr"] if callable(getattr(model, "sample", None)) else []
     if callable(getattr(model, "reconstruct", None)) or quality.is_translator(model):
         metrics += ["mse", "psnr", "ssim"]
     if callable(getattr(model, "importance_weighted_nll", None)):
