@@ -63,6 +63,8 @@ def quiet_known_warnings() -> None:
     # Generators need no validation_step; previews and metrics callbacks still use the val set.
     warnings.filterwarnings("ignore", message=r".*`val_dataloader` but have no `validation_step`.*")
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
+    # Frozen stages (the VQ-VAE under its prior) stay in eval mode on purpose during training.
+    warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
 
 
 def run(cfg: DictConfig) -> float | None:
