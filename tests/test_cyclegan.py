@@ -17,7 +17,7 @@ from genlab.checkpoint import load_model
 from genlab.data.base import DataError
 from genlab.models.cyclegan import CycleGAN, ImagePool, linear_decay
 from genlab.networks import patchgan, resnet
-from tests.conftest import run_script
+from tests.conftest import ROOT, run_script
 
 # A CycleGAN small enough for a few CPU steps in seconds.
 TINY = [
@@ -51,6 +51,18 @@ def test_parameter_counts_match_the_reference_implementation():
     # Each residual block holds two 3x3 convs of 256 channels with biases: 2 * (256*256*9 + 256).
     six, nine = resnet.Generator(3, n_blocks=6), resnet.Generator(3, n_blocks=9)
     assert n_params(nine) - n_params(six) == 3 * 2 * (256 * 256 * 9 + 256)
+
+
+@pytest.mark.parametrize("image_size, blocks", [(64, 6), (128, 6), (256, 9), (512, 9)])
+def test_residual_blocks_follow_the_paper_unless_set(image_size, blocks):
+    from genlab.config import compose_train
+
+    cfg = compose_train(
+        ["model=cyclegan", "data=unpaired_folder", f"data.path={ROOT}", f"data.image_size={image_size}"]
+    )
+    assert cfg.model.generator.n_blocks == blocks
+    cfg = compose_train(["model=cyclegan", "data=shapes_unpaired", "model.generator.n_blocks=9"])
+    assert cfg.model.generator.n_blocks == 9
 
 
 @pytest.mark.parametrize("size", [(16, 16), (24, 40)])

@@ -101,7 +101,8 @@ def build(size: int, n_train: int):
     from genlab.train import quiet_known_warnings
 
     quiet_known_warnings()
-    overrides = ["model=cyclegan", "data=shapes_unpaired", f"data.image_size={size}", "data.batch_size=1"]
+    overrides = ["model=cyclegan", "model.generator.n_blocks=9", "data=shapes_unpaired", f"data.image_size={size}"]
+    overrides += ["data.batch_size=1"]  # the authors timed resnet_9blocks at 128 px too
     cfg = compose_train(
         [*overrides, f"data.n_train={n_train}", "data.n_val=1"], output_dir=tempfile.mkdtemp(prefix="genlab-bench-")
     )

@@ -21,6 +21,12 @@ from genlab.networks.dcgan import init_weights
 Norm = Literal["instance", "batch", "none"]
 
 
+def paper_n_blocks(image_size: int) -> int:
+    """Residual blocks the paper uses for training images of ``image_size`` px: 6 up to 128, 9 above
+    (``${resnet_blocks:${data.image_size}}`` in conf/model/cyclegan.yaml)."""
+    return 6 if int(image_size) <= 128 else 9
+
+
 def norm_layer(norm: Norm, channels: int) -> nn.Module:
     """The reference implementation's norms: instance norm without affine parameters or running
     statistics (normalises every image by itself, in training and at test), or batch norm."""
