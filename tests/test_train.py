@@ -56,6 +56,19 @@ def test_every_gan_loss_trains(make_cfg, loss):
     assert "train/loss_d" in metrics and "train/loss_g" in metrics and "train/kimg" in metrics
 
 
+def test_training_terms_are_logged_on_the_batches_the_loggers_write(make_cfg):
+    import csv
+
+    small = ["data.batch_size=8", "model.generator.width=8", "model.discriminator.width=8"]
+    cfg = make_cfg(*small, "trainer.limit_train_batches=6", "trainer.log_every_n_steps=3")
+    train.run(cfg)
+    rows = list(csv.DictReader((Path(cfg.paths.output_dir) / "csv" / "metrics.csv").open()))
+    logged = [row for row in rows if row.get("train/loss_d")]
+    assert len(logged) == 2  # batches 3 and 6 of 6
+    assert [float(row["train/kimg"]) for row in logged] == pytest.approx([3 * 8 / 1000, 6 * 8 / 1000])
+    assert all(row["train/loss_g"] and row["train/d_real"] for row in logged)
+
+
 def test_resume_continues_at_the_saved_step(make_cfg, tmp_path):
     small = ["data.batch_size=16", "model.generator.width=8", "model.discriminator.width=8", "trainer.max_epochs=2"]
     first = make_cfg(*small)

@@ -45,7 +45,7 @@ class ConfigError(ValueError):
     """A config that cannot be built; the message names the config group and the root cause."""
 
 
-def build(node: DictConfig, key: str, **kwargs):
+def build_node(node: DictConfig, key: str, **kwargs):
     """``instantiate`` whose error is the root cause (e.g. a bad ``data.image_size``), not Hydra's
     nest of wrapped exceptions."""
     try:
@@ -67,20 +67,29 @@ def quiet_known_warnings() -> None:
     warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
 
 
+def build(
+    cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None, **trainer_overrides
+) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
+    """Data, model and the Trainer with train.py's callbacks, loggers and checkpoint IO (benchmarks
+    time exactly this); ``trainer_overrides`` replace keys of ``cfg.trainer``."""
+    datamodule: L.LightningDataModule = build_node(cfg.data, "data")
+    model: L.LightningModule = build_node(cfg.model, "model", _recursive_=False, _convert_="all")
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    callbacks += [ImagesSeen(), RecordRun(OmegaConf.to_container(cfg, resolve=True)), *(extra_callbacks or [])]
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
+    trainer: L.Trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()], **trainer_overrides
+    )
+    return datamodule, model, trainer
+
+
 def run(cfg: DictConfig) -> float | None:
     """Train; returns ``cfg.optimized_metric``'s final value (for sweeps) when one is set."""
     check_config(cfg)
     quiet_known_warnings()
     L.seed_everything(cfg.seed, workers=True)
 
-    datamodule: L.LightningDataModule = build(cfg.data, "data")
-    model: L.LightningModule = build(cfg.model, "model", _recursive_=False, _convert_="all")
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
-    callbacks += [ImagesSeen(), RecordRun(OmegaConf.to_container(cfg, resolve=True))]
-    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
-    trainer: L.Trainer = instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
-    )
+    datamodule, model, trainer = build(cfg)
     if trainer.is_global_zero:
         Path(cfg.paths.output_dir).mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, Path(cfg.paths.output_dir) / "config.yaml", resolve=True)

@@ -1,7 +1,7 @@
-"""DCGAN on digits: framework overhead (Lightning module vs a plain PyTorch loop of the same
-networks and losses, interleaved in one run) and sample quality (class coverage).
+"""DCGAN on digits: framework overhead (train.py's Lightning Trainer vs a plain PyTorch loop of the
+same networks and losses, interleaved iteration by iteration) and sample quality (class coverage).
 
-    python -m genlab.bench dcgan [--epochs 2] [--rounds 3] [--override KEY=VALUE ...]   # speed
+    python -m genlab.bench dcgan [--epochs 8] [--override KEY=VALUE ...]   # speed
     python -m genlab.bench dcgan --samples-of CKPT [--n 1000]  # class coverage of a trained model
 """
 
@@ -16,67 +16,76 @@ import lightning as L
 import torch
 from hydra.utils import instantiate
 
+from genlab import train
 from genlab.config import compose_train
-from genlab.train import quiet_known_warnings
 
-WARMUP = 5  # iterations skipped at the start of each run (allocator, first-touch costs)
-
-
-def mean_iteration(stamps: list[tuple[int, float]]) -> float:
-    """Mean time from one batch start to the next, within epochs only: epoch-end work
-    (checkpoints, previews) is not an iteration cost and would blur the comparison."""
-    deltas = [t1 - t0 for (e0, t0), (e1, t1) in zip(stamps[WARMUP:], stamps[WARMUP + 1 :]) if e0 == e1]
-    return statistics.fmean(deltas)
+WARMUP = 5  # iteration pairs skipped at the start (allocator, first-touch costs)
 
 
-class _BatchTimer(L.Callback):
-    def __init__(self):
-        self.stamps: list[tuple[int, float]] = []
+class PlainLoop:
+    """The same networks, losses, optimizers and data in a hand-written PyTorch loop; each call of
+    :meth:`step` is one iteration (the next batch, a D step, a G step)."""
 
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        self.stamps.append((trainer.current_epoch, time.perf_counter()))
+    def __init__(self, cfg):
+        datamodule = instantiate(cfg.data)
+        datamodule.setup("fit")
+        self.loader = datamodule.train_dataloader()
+        self.model = instantiate(cfg.model, _recursive_=False, _convert_="all")
+        self.opt_g, self.opt_d = self.model.configure_optimizers()
+        self.batches = iter(self.loader)
+
+    def step(self) -> None:
+        real = next(self.batches, None)
+        if real is None:  # a new epoch
+            self.batches = iter(self.loader)
+            real = next(self.batches)
+        real = real[0]
+        model, G, D = self.model, self.model.generator, self.model.discriminator
+        fake = G(torch.randn(real.shape[0], G.latent_dim))
+        loss_d = model.d_loss(D(real), D(fake.detach()))
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.opt_d.step()
+        D.requires_grad_(False)
+        loss_g = model.g_loss(D(fake))
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+        D.requires_grad_(True)
 
 
-def lightning_iters(cfg, epochs: int) -> float:
-    """s/iteration of train.py's own Trainer setup: default callbacks, CSV logger, progress bar."""
+class Interleave(L.Callback):
+    """Runs one plain-loop iteration after every Lightning batch and times both: pair i is Lightning
+    iteration i (batch start to next batch start, less the plain iteration in between) and the plain
+    iteration right after it. A shared machine that changes speed every few seconds then slows both
+    members of a pair alike. Pairs that span an epoch end (checkpoints, previews) are left out."""
+
+    def __init__(self, plain: PlainLoop):
+        self.plain = plain
+        self.pairs: list[tuple[float, float]] = []
+        self._start: float | None = None
+        self._plain_time = 0.0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        now = time.perf_counter()
+        if self._start is not None and batch_idx > 0:
+            self.pairs.append((now - self._start - self._plain_time, self._plain_time))
+        self._start = now
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        start = time.perf_counter()
+        self.plain.step()
+        self._plain_time = time.perf_counter() - start
+
+
+def interleaved_pairs(cfg, epochs: int) -> list[tuple[float, float]]:
+    """(Lightning, plain) seconds of each iteration pair: train.py's own Trainer
+    (``genlab.train.build``: its callbacks, loggers and checkpoint IO) interleaved with the plain loop."""
     L.seed_everything(cfg.seed, verbose=False)
-    datamodule = instantiate(cfg.data)
-    model = instantiate(cfg.model, _recursive_=False, _convert_="all")
-    timer = _BatchTimer()
-    callbacks = [instantiate(c) for c in cfg.callbacks.values()] + [timer]
-    loggers = [instantiate(c) for c in cfg.logger.values()]
-    trainer = instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers, max_epochs=epochs, enable_model_summary=False
-    )
+    interleave = Interleave(PlainLoop(cfg))
+    datamodule, model, trainer = train.build(cfg, [interleave], max_epochs=epochs, enable_model_summary=False)
     trainer.fit(model, datamodule=datamodule)
-    return mean_iteration(timer.stamps)
-
-
-def plain_iters(cfg, epochs: int) -> float:
-    """The same networks, losses, optimizers and data in a hand-written PyTorch loop."""
-    L.seed_everything(cfg.seed, verbose=False)
-    datamodule = instantiate(cfg.data)
-    datamodule.setup("fit")
-    model = instantiate(cfg.model, _recursive_=False, _convert_="all")
-    G, D = model.generator, model.discriminator
-    opt_g, opt_d = model.configure_optimizers()
-    stamps = []
-    for epoch in range(epochs):
-        for real, _ in datamodule.train_dataloader():
-            stamps.append((epoch, time.perf_counter()))
-            z = torch.randn(real.shape[0], G.latent_dim)
-            fake = G(z)
-            loss_d = model.d_loss(D(real), D(fake.detach()))
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt_d.step()
-            D.requires_grad_(False)
-            loss_g = model.g_loss(D(fake))
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            opt_g.step()
-            D.requires_grad_(True)
-    return mean_iteration(stamps)
+    return interleave.pairs[WARMUP:]
 
 
 def class_coverage(ckpt: str, n: int) -> None:
@@ -106,35 +115,30 @@ def class_coverage(ckpt: str, n: int) -> None:
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m genlab.bench dcgan")
-    parser.add_argument("--epochs", type=int, default=2, help="epochs per round (25 iterations each)")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved Lightning/plain rounds")
+    parser.add_argument("--epochs", type=int, default=8, help="epochs of 25 iteration pairs")
     parser.add_argument("--samples-of", metavar="CKPT", help="instead: class coverage of a trained checkpoint")
     parser.add_argument("--n", type=int, default=1000, help="samples for --samples-of")
     parser.add_argument("--override", action="append", default=[], help="train.py override, repeatable")
     args = parser.parse_args(argv)
-    quiet_known_warnings()
+    train.quiet_known_warnings()
     if args.samples_of:
         class_coverage(args.samples_of, args.n)
         return
 
     cfg = compose_train(["model=dcgan", "data=digits", "trainer=cpu", *args.override], output_dir=tempfile.mkdtemp())
-    times: dict[str, list[float]] = {"lightning": [], "plain": []}
-    for _ in range(args.rounds):
-        times["lightning"].append(lightning_iters(cfg, args.epochs))
-        times["plain"].append(plain_iters(cfg, args.epochs))
-
-    light, plain = (statistics.median(times[k]) for k in ("lightning", "plain"))
+    pairs = interleaved_pairs(cfg, args.epochs)
+    light, plain = ([pair[i] for pair in pairs] for i in (0, 1))
+    ratios = sorted(a / b - 1 for a, b in pairs)
+    quartiles = statistics.quantiles(ratios, n=4)
     print(
-        f"\nDCGAN digits 32px, batch {cfg.data.batch_size}, {torch.get_num_threads()} threads, "
-        f"{args.rounds} interleaved rounds x {args.epochs} epochs (median of per-round means)"
+        f"\nDCGAN digits {cfg.data.image_size}px, batch {cfg.data.batch_size}, {torch.get_num_threads()} threads: "
+        f"{len(pairs)} Lightning iterations, each followed by one plain-loop iteration"
     )
-    print(f"{'loop':<12}{'s/iter':>10}   all rounds")
+    print(f"{'loop':<12}{'median s/iter':>15}{'mean s/iter':>13}")
     for name, t in (("lightning", light), ("plain", plain)):
-        print(f"{name:<12}{t:>10.4f}   " + "  ".join(f"{x:.4f}" for x in times[name]))
-    ratios = [a / b - 1 for a, b in zip(times["lightning"], times["plain"])]
+        print(f"{name:<12}{statistics.median(t):>15.4f}{statistics.fmean(t):>13.4f}")
     print(
-        f"{'overhead':<12}{(light / plain - 1) * 100:>9.1f}%   per round "
-        + "  ".join(f"{100 * r:.1f}%" for r in ratios)
-        + f"  (median {100 * statistics.median(ratios):.1f}%)"
+        f"overhead    {100 * statistics.median(ratios):+.1f}% (median of per-pair ratios; interquartile "
+        f"{100 * quartiles[0]:+.1f}% to {100 * quartiles[2]:+.1f}%), {100 * (statistics.fmean(light) / statistics.fmean(plain) - 1):+.1f}% on means"
     )
     print("reproduce: python -m genlab.bench dcgan " + " ".join(argv))

@@ -7,6 +7,8 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.utilities.data import extract_batch_size
 
+from genlab.logs import writes_this_step
+
 
 class ImagesSeen(L.Callback):
     """Logs ``train/kimg``: thousands of training images seen across all processes."""
@@ -16,7 +18,8 @@ class ImagesSeen(L.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         self.images += extract_batch_size(batch) * trainer.world_size
-        pl_module.log("train/kimg", self.images / 1000.0, on_step=True, on_epoch=False, rank_zero_only=True)
+        if writes_this_step(trainer):
+            pl_module.log("train/kimg", self.images / 1000.0, on_step=True, on_epoch=False, rank_zero_only=True)
 
     def state_dict(self) -> dict[str, Any]:
         return {"images": self.images}

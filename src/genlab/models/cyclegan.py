@@ -12,6 +12,7 @@ from hydra.utils import get_method, instantiate
 from lightning.pytorch.utilities import rank_zero_warn
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
+from genlab.logs import writes_this_step
 from genlab.models.adversarial import AdversarialModule
 
 
@@ -145,7 +146,8 @@ class CycleGAN(AdversarialModule):
             terms["loss_d_b"] = 0.5 * self.d_loss(self.d_b(real_a), self.d_b(self.pool_a.query(fake_a)))
             self.update(opt_d, terms["loss_d_a"] + terms["loss_d_b"])
 
-        self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()})
+        if writes_this_step(self.trainer):
+            self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()})
 
     def on_train_epoch_end(self) -> None:
         for scheduler in self.lr_schedulers():

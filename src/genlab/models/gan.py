@@ -9,6 +9,7 @@ import torch
 from hydra.utils import get_method, instantiate
 
 from genlab import losses
+from genlab.logs import writes_this_step
 from genlab.models.adversarial import AdversarialModule
 
 
@@ -93,7 +94,8 @@ class GAN(AdversarialModule):
             self.update_ema()
             terms["loss_g"] = loss_g.detach()
 
-        self.log_dict({f"train/{k}": v for k, v in terms.items()}, prog_bar=False)
+        if writes_this_step(self.trainer):
+            self.log_dict({f"train/{k}": v for k, v in terms.items()})
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -11,6 +11,7 @@ import torch
 from hydra.utils import instantiate
 
 from genlab import losses
+from genlab.logs import writes_this_step
 
 
 def to_unit(x: torch.Tensor) -> torch.Tensor:
@@ -77,15 +78,15 @@ class VAE(L.LightningModule):
         t = self.terms(batch[0])
         beta = self.beta_now
         loss = (t["recon"] + beta * t["kl"]).mean()
-        nelbo = (t["recon"] + t["kl"]).mean()
-        self.log_dict(
-            {
-                "train/loss": loss.detach(),
-                "train/nelbo": nelbo.detach(),
-                "train/kl": t["kl"].mean().detach(),
-                "train/beta": beta,
-            }
-        )
+        if writes_this_step(self.trainer):
+            self.log_dict(
+                {
+                    "train/loss": loss.detach(),
+                    "train/nelbo": (t["recon"] + t["kl"]).mean().detach(),
+                    "train/kl": t["kl"].mean().detach(),
+                    "train/beta": beta,
+                }
+            )
         return loss
 
     def on_validation_epoch_start(self) -> None:

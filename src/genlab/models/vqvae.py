@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 
+from genlab.logs import writes_this_step
+
 
 class VQVAE(L.LightningModule):
     """VQ-VAE (van den Oord, Vinyals & Kavukcuoglu 2017, arXiv:1711.00937).
@@ -78,14 +80,15 @@ class VQVAE(L.LightningModule):
         loss = (
             mse / self.hparams.data_variance + terms["codebook"] + self.hparams.commitment_weight * terms["commitment"]
         )
-        self.log_dict(
-            {
-                "train/loss": loss.detach(),
-                "train/mse": mse.detach(),
-                "train/commitment": terms["commitment"].detach(),
-                "train/perplexity": perplexity(torch.bincount(indices.flatten(), minlength=self.num_codes)),
-            }
-        )
+        if writes_this_step(self.trainer):
+            self.log_dict(
+                {
+                    "train/loss": loss.detach(),
+                    "train/mse": mse.detach(),
+                    "train/commitment": terms["commitment"].detach(),
+                    "train/perplexity": perplexity(torch.bincount(indices.flatten(), minlength=self.num_codes)),
+                }
+            )
         return loss
 
     def on_validation_epoch_start(self) -> None:

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from hydra.utils import get_class, instantiate
 
 from genlab.checkpoint import MODEL_CLASS_KEY, read_checkpoint
+from genlab.logs import writes_this_step
 
 
 class VQVAEPrior(L.LightningModule):
@@ -83,7 +84,8 @@ class VQVAEPrior(L.LightningModule):
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         loss = self.nll(batch[0])
-        self.log("train/nll", loss.detach())
+        if writes_this_step(self.trainer):
+            self.log("train/nll", loss.detach())
         return loss
 
     def validation_step(self, batch, batch_idx: int) -> None:
