@@ -1,15 +1,25 @@
 """CycleGAN training speed on this machine: seconds per iteration (G_A, G_B, D_A, D_B updated once
 on one A and one B image) and peak memory, at the paper's architecture (ResNet-9 generators,
-70x70 PatchGANs, ngf = ndf = 64, batch 1), next to the authors' implementation on 2 idle cores.
+70x70 PatchGANs, ngf = ndf = 64, batch 1), side by side with the authors' implementation.
 
     python -m genlab.bench cyclegan [--sizes 128 256] [--iters 10] [--warmup 2] [--no-plain]
+                                    [--precision 32-true bf16-mixed] [--authors-code DIR]
     python -m genlab.bench cyclegan --quick          # 128 px, 2 iterations: checks that it runs
 
-Each (size, loop) runs in a fresh process, so its peak RSS is its own. ``lightning`` iterations go
-through the real LightningModule ``training_step`` under a Lightning ``Trainer`` (no logger,
-checkpoints or validation); ``plain`` runs the same networks and losses in the reference code's
-plain PyTorch loop, which shows what Lightning adds. One iteration is the time from one batch
-start to the next.
+Loops:
+
+- ``lightning``: genlab's ``CycleGAN.training_step`` under a Lightning ``Trainer`` (no logger,
+  checkpoints or validation);
+- ``plain``: the same networks and losses in the reference's plain PyTorch loop (its
+  ``optimize_parameters``): what Lightning adds;
+- ``authors``: with ``--authors-code DIR`` (a checkout of junyanz/pytorch-CycleGAN-and-pix2pix),
+  their own ``CycleGANModel.optimize_parameters``, fp32. Without it, the table quotes their times
+  measured on another machine (``QUOTED``).
+
+Times: one process per (size, precision) runs the loops interleaved iteration by iteration
+(:mod:`genlab.bench.interleave`), so a machine that changes speed slows all of them alike. Peak
+memory: one process per loop, two iterations each (the peak is reached in the first). The FLOP count
+and this CPU's matrix-multiply rate bound what any fp32 implementation can reach.
 """
 
 from __future__ import annotations
@@ -22,10 +32,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
-# The authors' PyTorch code (junyanz/pytorch-CycleGAN-and-pix2pix, resnet_9blocks, batch 1) timed
-# on 2 idle cores of a machine like ours: (s/iteration low, high, peak RSS GiB).
-REFERENCE = {128: (1.9, 2.1, 1.9), 256: (7.3, 8.5, 4.0)}
+# The authors' code (resnet_9blocks, batch 1) as timed on 2 idle cores of another machine "like ours",
+# quoted in the CycleGAN issue: (s/iteration low, high, peak RSS GiB).
+QUOTED = {128: (1.9, 2.1, 1.9), 256: (7.3, 8.5, 4.0)}
 
 
 def plain_step(model, real_a, real_b, opt_g, opt_d) -> None:
@@ -45,27 +56,144 @@ def plain_step(model, real_a, real_b, opt_g, opt_d) -> None:
     opt_d.step()
 
 
-def plain_loop(model, datamodule, n: int, precision: str) -> list[float]:
-    """The reference's iteration as a plain PyTorch loop (under CPU autocast for ``bf16-mixed``):
-    what the Lightning step costs on top of the arithmetic."""
+def build(size: int, n_train: int):
+    """(datamodule, model) of ``model=cyclegan`` with ResNet-9 generators (what the authors timed at
+    both sizes) on ``n_train`` shapes at ``size`` px."""
+    import lightning as L
+    from hydra.utils import instantiate
+
+    from genlab.config import compose_train
+    from genlab.train import quiet_known_warnings
+
+    quiet_known_warnings()
+    overrides = ["model=cyclegan", "model.generator.n_blocks=9", "data=shapes_unpaired", f"data.image_size={size}"]
+    overrides += ["data.batch_size=1", f"data.n_train={n_train}", "data.n_val=1"]
+    cfg = compose_train(overrides, output_dir=tempfile.mkdtemp(prefix="genlab-bench-"))
+    L.seed_everything(0, verbose=False)
+    return instantiate(cfg.data), instantiate(cfg.model, _recursive_=False, _convert_="all")
+
+
+def peak_memory_gib() -> float:
+    """This process's peak resident memory. VmHWM belongs to the process image, whereas ru_maxrss
+    carries the parent's peak across fork + exec."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**20  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+class PlainLoop:
+    """genlab's networks and losses in the reference's plain loop (CPU autocast for bf16-mixed)."""
+
+    def __init__(self, size: int, precision: str, n_train: int = 4):
+        self.datamodule, self.model = build(size, n_train)
+        self.datamodule.setup("fit")
+        self.opt_g, self.opt_d = self.model.configure_optimizers()[0]
+        self.bf16 = precision == "bf16-mixed"
+        self.batches = iter(())
+
+    def step(self) -> None:
+        import torch
+
+        batch = next(self.batches, None)
+        if batch is None:  # a new epoch
+            self.batches = iter(self.datamodule.train_dataloader())
+            batch = next(self.batches)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            plain_step(self.model, batch["a"], batch["b"], self.opt_g, self.opt_d)
+
+
+class AuthorsLoop:
+    """The authors' own iteration (``CycleGANModel.set_input`` + ``optimize_parameters``) from a
+    checkout of junyanz/pytorch-CycleGAN-and-pix2pix, with the options of ``python train.py --model
+    cycle_gan --netG resnet_9blocks --gpu_ids -1``, on random images."""
+
+    def __init__(self, size: int, repo: str):
+        import argparse
+        import contextlib
+        import importlib
+
+        sys.path.insert(0, str(Path(repo).resolve()))  # their code is a folder of modules, not a package
+        cycle_gan_model = importlib.import_module("models.cycle_gan_model")
+        opt = argparse.Namespace(
+            isTrain=True, gpu_ids=[], checkpoints_dir=tempfile.mkdtemp(prefix="genlab-bench-"), name="bench",
+            preprocess="resize_and_crop", input_nc=3, output_nc=3, ngf=64, ndf=64, netG="resnet_9blocks",
+            netD="basic", n_layers_D=3, norm="instance", no_dropout=True, init_type="normal", init_gain=0.02,
+            gan_mode="lsgan", pool_size=50, lr=2e-4, beta1=0.5, lambda_A=10.0, lambda_B=10.0,
+            lambda_identity=0.5, direction="AtoB",
+        )  # fmt: skip
+        with contextlib.redirect_stdout(sys.stderr):  # their code prints; our stdout carries the JSON
+            self.model = cycle_gan_model.CycleGANModel(opt)
+        self.size = size
+
+    def step(self) -> None:
+        import torch
+
+        images = torch.rand(2, 1, 3, self.size, self.size) * 2 - 1
+        self.model.set_input({"A": images[0], "B": images[1], "A_paths": [""], "B_paths": [""]})
+        self.model.optimize_parameters()
+
+
+def fit(model, datamodule, precision: str, callbacks: list) -> None:
+    """One epoch of Lightning training with nothing but ``callbacks`` around it."""
+    import lightning as L
+
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        precision=precision,
+        max_epochs=1,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=callbacks,
+    )
+    trainer.fit(model, datamodule=datamodule)
+
+
+def timing_worker(size: int, iters: int, warmup: int, precision: str, loops: list[str], repo: str | None) -> dict:
+    """Seconds per iteration of every loop, interleaved iteration by iteration in this process."""
     import torch
 
-    opt_g, opt_d = model.configure_optimizers()[0]
-    datamodule.setup("fit")
-    stamps = []
-    for i, batch in enumerate(datamodule.train_dataloader()):
-        if i == n:
-            break
-        stamps.append(time.perf_counter())
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16-mixed"):
-            plain_step(model, batch["a"], batch["b"], opt_g, opt_d)
-    stamps.append(time.perf_counter())
-    return stamps
+    from genlab.bench.interleave import Interleave
+
+    others = {}
+    if "plain" in loops:
+        others["plain"] = PlainLoop(size, precision).step
+    if "authors" in loops:
+        others["authors"] = AuthorsLoop(size, repo).step
+    datamodule, model = build(size, n_train=warmup + iters + 1)
+    interleave = Interleave(others)
+    fit(model, datamodule, precision, [interleave])
+    times = {name: seconds[warmup:] for name, seconds in interleave.times.items()}
+    return {
+        "size": size,
+        "precision": precision,
+        "times": times,
+        "threads": torch.get_num_threads(),
+        "params_g": sum(p.numel() for p in model.g_a.parameters()) / 1e6,
+        "params_d": sum(p.numel() for p in model.d_a.parameters()) / 1e6,
+    }
+
+
+def memory_worker(size: int, loop: str, precision: str, repo: str | None) -> float:
+    """Peak memory (GiB) of a fresh process that builds one loop and runs two iterations of it."""
+    if loop == "lightning":
+        datamodule, model = build(size, n_train=3)
+        fit(model, datamodule, precision, [])
+    else:
+        step = PlainLoop(size, precision).step if loop == "plain" else AuthorsLoop(size, repo).step
+        step()
+        step()
+    return peak_memory_gib()
 
 
 def iteration_flops(size: int) -> float:
-    """Floating-point operations of one iteration, counted by PyTorch (in the parent process, so
-    that the workers' peak memory is their own)."""
+    """Floating-point operations of one iteration, counted by PyTorch."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -92,130 +220,86 @@ def gemm_rate(n: int = 4096, reps: int = 5) -> dict[str, float]:
     return rates
 
 
-def build(size: int, n_train: int):
-    """(datamodule, model) of ``model=cyclegan`` (the paper's networks) on ``n_train`` shapes at ``size`` px."""
-    import lightning as L
-    from hydra.utils import instantiate
-
-    from genlab.config import compose_train
-    from genlab.train import quiet_known_warnings
-
-    quiet_known_warnings()
-    overrides = ["model=cyclegan", "model.generator.n_blocks=9", "data=shapes_unpaired", f"data.image_size={size}"]
-    overrides += ["data.batch_size=1"]  # the authors timed resnet_9blocks at 128 px too
-    cfg = compose_train(
-        [*overrides, f"data.n_train={n_train}", "data.n_val=1"], output_dir=tempfile.mkdtemp(prefix="genlab-bench-")
-    )
-    L.seed_everything(0, verbose=False)
-    return instantiate(cfg.data), instantiate(cfg.model, _recursive_=False, _convert_="all")
-
-
-def worker(size: int, iters: int, warmup: int, loop: str, precision: str) -> dict:
-    import torch
-
-    datamodule, model = build(size, n_train=warmup + iters + 1)
-    stamps: list[float] = []
-    if loop == "plain":
-        stamps = plain_loop(model, datamodule, warmup + iters, precision)
-    else:
-        fit(model, datamodule, warmup + iters, stamps, precision)
-    deltas = [b - a for a, b in zip(stamps[warmup:], stamps[warmup + 1 :])]
-    return {
-        "size": size,
-        "loop": loop,
-        "precision": precision,
-        "s_per_iter": statistics.median(deltas),
-        "all": deltas,
-        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,  # KiB on Linux
-        "threads": torch.get_num_threads(),
-        "params_g": sum(p.numel() for p in model.g_a.parameters()) / 1e6,
-        "params_d": sum(p.numel() for p in model.d_a.parameters()) / 1e6,
-    }
-
-
-def fit(model, datamodule, n: int, stamps: list[float], precision: str) -> None:
-    import lightning as L
-
-    class Stamp(L.Callback):
-        def on_train_batch_start(self, *args) -> None:
-            stamps.append(time.perf_counter())
-
-        def on_train_epoch_end(self, *args) -> None:
-            stamps.append(time.perf_counter())
-
-    trainer = L.Trainer(
-        accelerator="cpu",
-        devices=1,
-        precision=precision,
-        max_epochs=1,
-        limit_train_batches=n,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[Stamp()],
-    )
-    trainer.fit(model, datamodule=datamodule)
+def in_subprocess(*args: str):
+    """Run this module with ``args`` in a fresh process; returns the JSON of its last line."""
+    cmd = [sys.executable, "-m", "genlab.bench.cyclegan", *args]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m genlab.bench cyclegan")
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256], help="crop sizes in px")
-    parser.add_argument("--iters", type=int, default=10, help="timed iterations per size")
+    parser.add_argument("--iters", type=int, default=10, help="timed iterations per loop")
     parser.add_argument("--warmup", type=int, default=2, help="untimed iterations first")
     parser.add_argument("--no-plain", action="store_true", help="skip the plain PyTorch loop")
     parser.add_argument("--quick", action="store_true", help="128 px, 1 + 2 iterations, Lightning only")
     parser.add_argument(
-        "--precision", nargs="+", default=["32-true"], help="Lightning precisions to time, e.g. 32-true bf16-mixed"
+        "--precision", nargs="+", default=["32-true"], help="genlab precisions to time, e.g. 32-true bf16-mixed"
     )
-    parser.add_argument("--worker", choices=["lightning", "plain"], help=argparse.SUPPRESS)
+    parser.add_argument("--authors-code", metavar="DIR", help="a checkout of junyanz/pytorch-CycleGAN-and-pix2pix")
+    parser.add_argument("--worker", choices=["timing", "memory", "flops"], help=argparse.SUPPRESS)
+    parser.add_argument("--loops", nargs="+", default=["lightning"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
         args.sizes, args.iters, args.warmup, args.no_plain = [128], 2, 1, True
-    if args.worker:
-        print(json.dumps(worker(args.sizes[0], args.iters, args.warmup, args.worker, args.precision[0])))
-        return
+    size, precision, repo = args.sizes[0], args.precision[0], args.authors_code
+    if args.worker == "flops":
+        print(json.dumps(iteration_flops(size)))
+    elif args.worker == "timing":
+        print(json.dumps(timing_worker(size, args.iters, args.warmup, precision, args.loops, repo)))
+    elif args.worker == "memory":
+        print(json.dumps(memory_worker(size, args.loops[0], precision, repo)))
+    else:
+        if repo and not (Path(repo) / "models" / "cycle_gan_model.py").is_file():
+            raise SystemExit(f"--authors-code {repo}: no models/cycle_gan_model.py there")
+        compare(args, argv)
 
-    flops = {size: iteration_flops(size) for size in args.sizes}
+
+def compare(args, argv: list[str]) -> None:
+    common = ["--iters", str(args.iters), "--warmup", str(args.warmup)]
+    common += ["--authors-code", args.authors_code] if args.authors_code else []
+    flops = {size: in_subprocess("--worker", "flops", "--sizes", str(size)) for size in args.sizes}
     rows = []
     for size in args.sizes:
         for precision in args.precision:
-            for loop in ["lightning"] + ([] if args.no_plain else ["plain"]):
-                cmd = [sys.executable, "-m", "genlab.bench.cyclegan", "--worker", loop, "--sizes", str(size)]
-                cmd += ["--iters", str(args.iters), "--warmup", str(args.warmup), "--precision", precision]
-                done = subprocess.run(cmd, capture_output=True, text=True)
-                if done.returncode != 0:
-                    raise RuntimeError(f"benchmark at {size} px ({loop}, {precision}) failed:\n{done.stderr[-3000:]}")
-                rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            loops = ["lightning"] + ([] if args.no_plain else ["plain"])
+            loops += ["authors"] if args.authors_code and precision == "32-true" else []  # their code is fp32
+            where = ["--sizes", str(size), "--precision", precision]
+            timed = in_subprocess("--worker", "timing", *where, *common, "--loops", *loops)
+            for loop in loops:
+                peak = in_subprocess("--worker", "memory", *where, *common, "--loops", loop)
+                rows.append({**timed, "loop": loop, "all": timed["times"][loop], "peak_gib": peak})
+    report(rows, flops, args, argv)
 
+
+def report(rows: list[dict], flops: dict[int, float], args, argv: list[str]) -> None:
     first = rows[0]
     print(
         f"\nCycleGAN training iteration (G_A, G_B, D_A, D_B; batch 1; ResNet-9 {first['params_g']:.3f} M, "
-        f"PatchGAN {first['params_d']:.3f} M), {first['threads']} threads, "
-        f"median of {args.iters} after {args.warmup} warm-up, one process per row"
+        f"PatchGAN {first['params_d']:.3f} M), {first['threads']} threads; median of {args.iters} iterations "
+        f"after {args.warmup} warm-up, the loops of a (size, precision) interleaved in one process"
     )
-    header = (
-        f"{'px':>5}  {'loop':<10}{'precision':<11}{'s/iter':>9}{'GFLOP/s':>9}{'peak RSS':>11}"
-        f"{'authors s/iter':>17}{'authors RSS':>13}{'speed-up':>13}"
+    authors = {r["size"]: statistics.median(r["all"]) for r in rows if r["loop"] == "authors"}
+    print(
+        f"{'px':>5}  {'loop':<10}{'precision':<12}{'s/iter':>8}{'GFLOP/s':>9}{'peak mem':>10}"
+        f"{'vs authors here':>17}{'authors quoted':>16}{'vs quoted':>12}"
     )
-    print(header)
-    for row in rows:
-        t, size = row["s_per_iter"], row["size"]
-        ref_cols = ["-", "-", "-"]
-        if size in REFERENCE:
-            low, high, rss = REFERENCE[size]
-            ref_cols = [f"{low:.1f}-{high:.1f}", f"{rss:.1f} GiB", f"{low / t:.2f}-{high / t:.2f}x"]
-        rss = f"{row['peak_rss_gib']:.2f} GiB"
+    for r in rows:
+        t, size = statistics.median(r["all"]), r["size"]
+        here = f"{authors[size] / t:.2f}x" if size in authors and r["loop"] != "authors" else "-"
+        quoted, versus = "-", "-"
+        if size in QUOTED:
+            low, high, _ = QUOTED[size]
+            quoted, versus = f"{low:.1f}-{high:.1f} s", f"{low / t:.2f}-{high / t:.2f}x"
         print(
-            f"{size:>5}  {row['loop']:<10}{row['precision']:<11}{t:>9.3f}{flops[size] / 1e9 / t:>9.0f}{rss:>11}"
-            f"{ref_cols[0]:>17}{ref_cols[1]:>13}{ref_cols[2]:>13}"
+            f"{size:>5}  {r['loop']:<10}{r['precision']:<12}{t:>8.3f}{flops[size] / 1e9 / t:>9.0f}"
+            f"{r['peak_gib']:>6.2f} GiB{here:>17}{quoted:>16}{versus:>12}"
         )
-    for row in rows:
-        print(
-            f"{row['size']} px {row['loop']} {row['precision']} iterations (s): "
-            + " ".join(f"{t:.3f}" for t in row["all"])
-        )
+    for r in rows:
+        print(f"{r['size']} px {r['loop']} {r['precision']} iterations (s): " + " ".join(f"{t:.3f}" for t in r["all"]))
     rates = gemm_rate()
     print(
         f"this CPU's 4096x4096 matrix multiply: {rates['float32']:.0f} GFLOP/s fp32, "
@@ -223,12 +307,13 @@ def main(argv: list[str]) -> None:
     )
     for size in args.sizes:
         gflop = flops[size] / 1e9
-        line = f"{size} px: {gflop:.0f} GFLOP per iteration (PyTorch's FLOP counter), >= {gflop / rates['float32']:.2f} s in fp32 at that rate"
-        if size in REFERENCE:
-            low, high, _ = REFERENCE[size]
-            line += f"; the authors' times imply {gflop / high:.0f}-{gflop / low:.0f} GFLOP/s"
+        line = f"{size} px: {gflop:.0f} GFLOP per iteration (PyTorch's FLOP counter): >= {gflop / rates['float32']:.2f} s in fp32 at that rate"
+        if size in QUOTED:
+            low, high, rss = QUOTED[size]
+            line += f"; the quoted {low}-{high} s ({rss} GiB) imply {gflop / high:.0f}-{gflop / low:.0f} GFLOP/s"
         print(line)
-    print("speed-up = authors' s/iter / ours (> 1: genlab is faster). Command: python -m genlab.bench cyclegan")
+    print("vs authors here / vs quoted = their s/iter over ours (> 1: genlab is faster)")
+    print("reproduce: python -m genlab.bench cyclegan " + " ".join(argv))
 
 
 if __name__ == "__main__":

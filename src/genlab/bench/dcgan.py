@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
-import time
 
 import lightning as L
 import torch
 from hydra.utils import instantiate
 
 from genlab import train
+from genlab.bench.interleave import Interleave
 from genlab.config import compose_train
 
 WARMUP = 5  # iteration pairs skipped at the start (allocator, first-touch costs)
@@ -54,38 +54,14 @@ class PlainLoop:
         D.requires_grad_(True)
 
 
-class Interleave(L.Callback):
-    """Runs one plain-loop iteration after every Lightning batch and times both: pair i is Lightning
-    iteration i (batch start to next batch start, less the plain iteration in between) and the plain
-    iteration right after it. A shared machine that changes speed every few seconds then slows both
-    members of a pair alike. Pairs that span an epoch end (checkpoints, previews) are left out."""
-
-    def __init__(self, plain: PlainLoop):
-        self.plain = plain
-        self.pairs: list[tuple[float, float]] = []
-        self._start: float | None = None
-        self._plain_time = 0.0
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
-        now = time.perf_counter()
-        if self._start is not None and batch_idx > 0:
-            self.pairs.append((now - self._start - self._plain_time, self._plain_time))
-        self._start = now
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-        start = time.perf_counter()
-        self.plain.step()
-        self._plain_time = time.perf_counter() - start
-
-
 def interleaved_pairs(cfg, epochs: int) -> list[tuple[float, float]]:
     """(Lightning, plain) seconds of each iteration pair: train.py's own Trainer
     (``genlab.train.build``: its callbacks, loggers and checkpoint IO) interleaved with the plain loop."""
     L.seed_everything(cfg.seed, verbose=False)
-    interleave = Interleave(PlainLoop(cfg))
+    interleave = Interleave({"plain": PlainLoop(cfg).step})
     datamodule, model, trainer = train.build(cfg, [interleave], max_epochs=epochs, enable_model_summary=False)
     trainer.fit(model, datamodule=datamodule)
-    return interleave.pairs[WARMUP:]
+    return list(zip(interleave.times["lightning"], interleave.times["plain"]))[WARMUP:]
 
 
 def class_coverage(ckpt: str, n: int) -> None:
