@@ -73,3 +73,23 @@ def vqvae_ckpt(tmp_path_factory) -> Path:
     ]
     train.run(compose_train(overrides, output_dir=out))
     return out / "checkpoints" / "last.ckpt"
+
+
+def train_ddp_on_cpu(tmp_path: Path, *overrides: str, batches: int) -> dict:
+    """``python train.py trainer=ddp`` with 2 CPU processes for ``batches`` batches each; returns the
+    saved last.ckpt."""
+    result = run_script(
+        "train.py",
+        f"hydra.run.dir={tmp_path}",
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.max_epochs=1",
+        f"+trainer.limit_train_batches={batches}",
+        "callbacks.progress_bar=null",
+        *overrides,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)

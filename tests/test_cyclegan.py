@@ -17,7 +17,7 @@ from genlab.checkpoint import load_model
 from genlab.data.base import DataError
 from genlab.models.cyclegan import CycleGAN, ImagePool, linear_decay
 from genlab.networks import patchgan, resnet
-from tests.conftest import ROOT, run_script
+from tests.conftest import ROOT, run_script, train_ddp_on_cpu
 
 # A CycleGAN small enough for a few CPU steps in seconds.
 TINY = [
@@ -383,21 +383,6 @@ def test_missing_dataset_says_where_to_put_it(make_cfg, tmp_path):
 
 
 def test_ddp_two_cpu_processes(tmp_path):
-    result = run_script(
-        "train.py",
-        f"hydra.run.dir={tmp_path}",
-        *TINY,
-        "trainer=ddp",
-        "trainer.accelerator=cpu",
-        "trainer.devices=2",
-        "trainer.max_epochs=1",
-        "+trainer.limit_train_batches=2",
-        "+trainer.limit_val_batches=1",
-        "callbacks.progress_bar=null",
-        cwd=tmp_path,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    saved = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)
+    saved = train_ddp_on_cpu(tmp_path, *TINY, "+trainer.limit_val_batches=1", batches=2)
     assert saved["global_step"] == 2 * 2
     assert saved["callbacks"]["ImagesSeen"]["images"] == 2 * 2 * 2  # both processes counted

@@ -11,7 +11,7 @@ from hydra.errors import ConfigCompositionException
 from genlab import generate, train
 from genlab.checkpoint import load_model
 from genlab.config import config_dir
-from tests.conftest import run_script
+from tests.conftest import run_script, train_ddp_on_cpu
 
 MODELS = sorted(p.stem for p in (config_dir() / "model").glob("*.yaml"))
 LOSSES = sorted(p.stem for p in (config_dir() / "model" / "loss").glob("*.yaml"))
@@ -169,23 +169,8 @@ def test_sigterm_leaves_a_loadable_last_checkpoint(tmp_path):
 
 
 def test_ddp_two_cpu_processes(tmp_path):
-    result = run_script(
-        "train.py",
-        f"hydra.run.dir={tmp_path}",
-        "trainer=ddp",
-        "trainer.accelerator=cpu",
-        "trainer.devices=2",
-        "trainer.max_epochs=1",
-        "+trainer.limit_train_batches=3",
-        "callbacks.progress_bar=null",
-        "data.batch_size=16",
-        "model.generator.width=8",
-        "model.discriminator.width=8",
-        cwd=tmp_path,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    saved = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)
+    small = ["data.batch_size=16", "model.generator.width=8", "model.discriminator.width=8"]
+    saved = train_ddp_on_cpu(tmp_path, *small, batches=3)
     assert saved["global_step"] == 3 * 2
     assert saved["callbacks"]["ImagesSeen"]["images"] == 3 * 16 * 2  # both processes counted
 
