@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import functools
 import os
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -32,6 +34,21 @@ FAST = [
     "callbacks.progress_bar=null",
     "callbacks.lr_monitor=null",
 ]
+
+
+@functools.cache
+def online(host: str = "github.com") -> bool:
+    """Whether ``host`` (where torch-fidelity's weights live) answers on HTTPS within a few seconds."""
+    try:
+        socket.create_connection((host, 443), timeout=3).close()
+        return True
+    except OSError:
+        return False
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("network") and not online():
+        pytest.skip("needs the network (github.com unreachable)")
 
 
 @pytest.fixture
