@@ -252,6 +252,22 @@ def test_previews_are_real_fake_rec_rows():
     assert torch.equal(grids["b2a"][0][0::3], batch["b"])
 
 
+def test_paired_validation_metrics_are_fp32_under_bf16_autocast(monkeypatch):
+    from genlab.metrics import functional as M
+
+    model = small_model()
+    rng = torch.Generator().manual_seed(0)
+    batch = {k: torch.rand(4, 3, 16, 16, generator=rng) * 2 - 1 for k in ("a", "b", "b_true")}
+    logged = {}
+    monkeypatch.setattr(model, "log_dict", lambda metrics, **kwargs: logged.update(metrics))
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # what trainer.precision=bf16-mixed runs under
+        model.validation_step(batch, 0)
+        fake_b = model.g_a(batch["a"]).float()
+    assert logged["val/ssim_a2b"].dtype == logged["val/psnr_a2b"].dtype == torch.float32
+    assert float(logged["val/ssim_a2b"]) == pytest.approx(M.ssim(fake_b, batch["b_true"]), abs=1e-5)
+    assert float(logged["val/psnr_a2b"]) == pytest.approx(M.psnr(fake_b, batch["b_true"]), abs=1e-4)
+
+
 def test_translate_any_size_keeps_it():
     model = small_model()
     for h, w in [(16, 16), (13, 22), (2, 3)]:
