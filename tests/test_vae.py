@@ -93,6 +93,20 @@ def test_importance_weighting_tightens_the_bound():
     assert (iw_100 < nelbo - 10).all()
 
 
+def test_elbo_terms_are_summed_in_fp32_under_bf16_autocast():
+    vae = make_vae()
+    x = torch.rand(3, 1, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    torch.manual_seed(1)
+    exact = vae.terms(x)
+    torch.manual_seed(1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # what trainer.precision=bf16-mixed runs under
+        mixed = vae.terms(x)
+    assert mixed["recon"].dtype == mixed["kl"].dtype == torch.float32
+    # Only the networks' bf16 arithmetic differs; the sums over pixels and latents are fp32.
+    torch.testing.assert_close(mixed["kl"], exact["kl"], rtol=0.02, atol=0.0)
+    torch.testing.assert_close(mixed["recon"], exact["recon"], rtol=0.02, atol=0.0)
+
+
 def test_sample_is_reproducible_and_in_range():
     vae = make_vae()
     a = vae.sample(5, generator=torch.Generator().manual_seed(3))
