@@ -88,19 +88,18 @@ class PlainLoop:
     """genlab's networks and losses in the reference's plain loop (CPU autocast for bf16-mixed)."""
 
     def __init__(self, size: int, precision: str, n_train: int = 4):
-        self.datamodule, self.model = build(size, n_train)
-        self.datamodule.setup("fit")
+        from genlab.bench.interleave import endless
+
+        datamodule, self.model = build(size, n_train)
+        datamodule.setup("fit")
+        self.batches = endless(datamodule.train_dataloader)
         self.opt_g, self.opt_d = self.model.configure_optimizers()[0]
         self.bf16 = precision == "bf16-mixed"
-        self.batches = iter(())
 
     def step(self) -> None:
         import torch
 
-        batch = next(self.batches, None)
-        if batch is None:  # a new epoch
-            self.batches = iter(self.datamodule.train_dataloader())
-            batch = next(self.batches)
+        batch = next(self.batches)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
             plain_step(self.model, batch["a"], batch["b"], self.opt_g, self.opt_d)
 
@@ -269,9 +268,10 @@ def compare(args, argv: list[str]) -> None:
             loops += ["authors"] if args.authors_code and precision == "32-true" else []  # their code is fp32
             where = ["--sizes", str(size), "--precision", precision]
             timed = in_subprocess("--worker", "timing", *where, *common, "--loops", *loops)
+            times = timed.pop("times")
             for loop in loops:
                 peak = in_subprocess("--worker", "memory", *where, *common, "--loops", loop)
-                rows.append({**timed, "loop": loop, "all": timed["times"][loop], "peak_gib": peak})
+                rows.append({**timed, "loop": loop, "all": times[loop], "peak_gib": peak})
     report(rows, flops, args, argv)
 
 

@@ -16,7 +16,7 @@ import torch
 from hydra.utils import instantiate
 
 from genlab import train
-from genlab.bench.interleave import Interleave
+from genlab.bench.interleave import Interleave, endless
 from genlab.config import compose_train
 
 WARMUP = 5  # iteration pairs skipped at the start (allocator, first-touch costs)
@@ -29,17 +29,12 @@ class PlainLoop:
     def __init__(self, cfg):
         datamodule = instantiate(cfg.data)
         datamodule.setup("fit")
-        self.loader = datamodule.train_dataloader()
+        self.batches = endless(datamodule.train_dataloader)
         self.model = instantiate(cfg.model, _recursive_=False, _convert_="all")
         self.opt_g, self.opt_d = self.model.configure_optimizers()
-        self.batches = iter(self.loader)
 
     def step(self) -> None:
-        real = next(self.batches, None)
-        if real is None:  # a new epoch
-            self.batches = iter(self.loader)
-            real = next(self.batches)
-        real = real[0]
+        real = next(self.batches)[0]
         model, G, D = self.model, self.model.generator, self.model.discriminator
         fake = G(torch.randn(real.shape[0], G.latent_dim))
         loss_d = model.d_loss(D(real), D(fake.detach()))
@@ -54,14 +49,14 @@ class PlainLoop:
         D.requires_grad_(True)
 
 
-def interleaved_pairs(cfg, epochs: int) -> list[tuple[float, float]]:
-    """(Lightning, plain) seconds of each iteration pair: train.py's own Trainer
+def interleaved_times(cfg, epochs: int) -> dict[str, list[float]]:
+    """Seconds per iteration, ``lightning`` and ``plain`` (item i of each: one pair): train.py's own Trainer
     (``genlab.train.build``: its callbacks, loggers and checkpoint IO) interleaved with the plain loop."""
     L.seed_everything(cfg.seed, verbose=False)
     interleave = Interleave({"plain": PlainLoop(cfg).step})
     datamodule, model, trainer = train.build(cfg, [interleave], max_epochs=epochs, enable_model_summary=False)
     trainer.fit(model, datamodule=datamodule)
-    return list(zip(interleave.times["lightning"], interleave.times["plain"]))[WARMUP:]
+    return {name: seconds[WARMUP:] for name, seconds in interleave.times.items()}
 
 
 def class_coverage(ckpt: str, n: int) -> None:
@@ -102,13 +97,13 @@ def main(argv: list[str]) -> None:
         return
 
     cfg = compose_train(["model=dcgan", "data=digits", "trainer=cpu", *args.override], output_dir=tempfile.mkdtemp())
-    pairs = interleaved_pairs(cfg, args.epochs)
-    light, plain = ([pair[i] for pair in pairs] for i in (0, 1))
-    ratios = sorted(a / b - 1 for a, b in pairs)
+    times = interleaved_times(cfg, args.epochs)
+    light, plain = times["lightning"], times["plain"]
+    ratios = sorted(a / b - 1 for a, b in zip(light, plain))
     quartiles = statistics.quantiles(ratios, n=4)
     print(
         f"\nDCGAN digits {cfg.data.image_size}px, batch {cfg.data.batch_size}, {torch.get_num_threads()} threads: "
-        f"{len(pairs)} Lightning iterations, each followed by one plain-loop iteration"
+        f"{len(light)} Lightning iterations, each followed by one plain-loop iteration"
     )
     print(f"{'loop':<12}{'median s/iter':>15}{'mean s/iter':>13}")
     for name, t in (("lightning", light), ("plain", plain)):

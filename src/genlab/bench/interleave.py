@@ -9,7 +9,7 @@ every loop ran within seconds of the others.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 
 import lightning as L
 
@@ -41,3 +41,9 @@ class Interleave(L.Callback):
             start = time.perf_counter()
             step()
             self._others[name] = time.perf_counter() - start
+
+
+def endless(loader: Callable[[], Iterable]) -> Iterator:
+    """Batches of ``loader()`` epoch after epoch: what a plain loop's ``step`` draws from."""
+    while True:
+        yield from loader()

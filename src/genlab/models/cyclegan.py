@@ -161,7 +161,7 @@ class CycleGAN(AdversarialModule):
         # The metrics in fp32 whatever the training precision: under CPU bf16 autocast SSIM's
         # convolutions would otherwise run in bfloat16 (3 significant digits).
         with torch.autocast(self.device.type, enabled=False):
-            fake_b, b_true = fake_b.float() * 0.5 + 0.5, batch["b_true"].float() * 0.5 + 0.5
+            fake_b, b_true = fake_b.float() * 0.5 + 0.5, batch["b_true"] * 0.5 + 0.5
             metrics = {
                 "val/psnr_a2b": peak_signal_noise_ratio(fake_b, b_true, data_range=1.0, dim=(1, 2, 3)),  # per image
                 "val/ssim_a2b": structural_similarity_index_measure(fake_b, b_true, data_range=1.0),

@@ -83,10 +83,6 @@ class GAN(AdversarialModule):
                 terms["r1"] = r1.detach()
             self.update(opt_d, loss_d)
 
-        to_output = torch.sigmoid if self.d_is_probability else (lambda t: t)
-        terms["d_real"] = to_output(logits_real.detach()).mean()
-        terms["d_fake"] = to_output(logits_fake.detach()).mean()
-
         if (batch_idx + 1) % self.hparams.n_critic == 0:
             with self.toggled_optimizer(opt_g):
                 loss_g = self.g_loss(self.discriminator(fake))
@@ -95,6 +91,9 @@ class GAN(AdversarialModule):
             terms["loss_g"] = loss_g.detach()
 
         if writes_this_step(self.trainer):
+            to_output = torch.sigmoid if self.d_is_probability else (lambda t: t)  # mean D outputs
+            terms["d_real"] = to_output(logits_real.detach()).mean()
+            terms["d_fake"] = to_output(logits_fake.detach()).mean()
             self.log_dict({f"train/{k}": v for k, v in terms.items()})
 
     @torch.no_grad()

@@ -72,7 +72,7 @@ class VAE(L.LightningModule):
         mu, logvar = self.encoder(x)
         z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)
         # Sums over pixels and latents in fp32 even under bf16 autocast (on CPU it leaves sums in bf16).
-        recon = self.likelihood(self.decoder(z).float(), to_unit(x).float())
+        recon = self.likelihood(self.decoder(z).float(), to_unit(x))
         return {"recon": recon, "kl": losses.kl_divergence(mu.float(), logvar.float()), "mu": mu}
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
