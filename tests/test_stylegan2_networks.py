@@ -222,6 +222,7 @@ def test_generator_mixing_takes_the_tail_from_a_second_latent():
     cutoff = int(same.sum())
     assert 1 <= cutoff < g.num_ws and same[:cutoff].all()
     torch.testing.assert_close(mixed[:, cutoff:], mixed[:, -1:].expand_as(mixed[:, cutoff:]))
+    assert not torch.allclose(mixed[0, -1], mixed[1, -1])  # each sample mixes in its own latent
     assert torch.equal(g.mapping_with_mixing(z, mixing_prob=0.0), ws)
 
 
@@ -255,13 +256,19 @@ def test_channels_follow_base_over_resolution_capped_at_max():
 def test_noise_modes():
     torch.manual_seed(0)
     g = tiny_generator().eval()
-    with torch.no_grad():
-        g.synthesis.blocks[-1].conv1.noise_strength.fill_(1.0)
+    strength = g.synthesis.blocks[-1].conv1.noise_strength
     ws = g.mapping(torch.randn(2, 8))
+    without = g.synthesis(ws, noise_mode="none")
+    # strength 0 (the init) silences every mode; with strength 1 "none" still adds nothing
+    for mode in ("const", "random"):
+        torch.testing.assert_close(g.synthesis(ws, noise_mode=mode), without)
+    with torch.no_grad():
+        strength.fill_(1.0)
+    torch.testing.assert_close(g.synthesis(ws, noise_mode="none"), without)
     const = g.synthesis(ws, noise_mode="const")
+    assert not torch.allclose(const, without)
     torch.testing.assert_close(g.synthesis(ws, noise_mode="const"), const)
     assert not torch.allclose(g.synthesis(ws, noise_mode="random"), const)
-    assert not torch.allclose(g.synthesis(ws, noise_mode="none"), const)
     with pytest.raises(ValueError, match="noise_mode"):
         g.synthesis(ws, noise_mode="fixed")
 
@@ -348,6 +355,27 @@ def test_diffaugment_keeps_shape_is_differentiable_and_random_per_sample():
     assert not torch.allclose(out[0], out[1])  # each sample draws its own parameters
     out.square().sum().backward()
     assert x.grad.isfinite().all() and x.grad.abs().sum() > 0
+
+
+def test_diffaugment_colour_draws_per_sample_factors_in_range():
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 8, 8).expand(512, -1, -1, -1)
+    out = augment.DiffAugment(policy=["color"])(x)
+
+    def grey_and_chroma(img):  # channel mean (moved by brightness and contrast) and the rest
+        grey = img.mean(dim=1, keepdim=True)
+        return grey, img - grey
+
+    grey_in, chroma_in = grey_and_chroma(x)
+    grey_out, chroma_out = grey_and_chroma(out)
+    # out = ((x + b - m) s + m - M) c + M for m the channel mean and M the image mean, so
+    # the grey image is scaled by c about its mean, the chroma by s c, and the mean moves by b.
+    contrast = grey_out.flatten(1).std(1) / grey_in.flatten(1).std(1)
+    saturation = chroma_out.flatten(1).norm(dim=1) / chroma_in.flatten(1).norm(dim=1) / contrast
+    brightness = out.flatten(1).mean(1) - x.flatten(1).mean(1)
+    for factor, low, high in [(brightness, -0.5, 0.5), (saturation, 0.0, 2.0), (contrast, 0.5, 1.5)]:
+        assert low - 1e-4 <= factor.min() < low + 0.05 and high - 0.05 < factor.max() <= high + 1e-4
+        assert factor.unique().numel() > 500  # one draw per sample
 
 
 def test_diffaugment_translation_and_cutout_ranges():
