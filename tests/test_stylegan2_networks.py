@@ -81,22 +81,24 @@ def test_conv_equalised_scale_lrelu_gain_and_clamp():
 # --- Modulated convolution -----------------------------------------------------------------------
 
 
-def test_demodulated_output_has_unit_variance_per_channel():
+@pytest.mark.parametrize("fused", [False, True])
+def test_demodulated_output_has_unit_variance_per_channel(fused):
     torch.manual_seed(0)
     x = torch.randn(16, 64, 16, 16)
     weight = torch.randn(32, 64, 3, 3)
     styles = torch.randn(16, 64).exp()  # styles spanning orders of magnitude
-    y = stylegan2.modulated_conv2d(x, weight, styles)[:, :, 1:-1, 1:-1]  # borders see zero padding
+    y = stylegan2.modulated_conv2d(x, weight, styles, fused=fused)[:, :, 1:-1, 1:-1]  # borders see zero padding
     var = y.var(dim=(0, 2, 3))
     torch.testing.assert_close(var, torch.ones(32), atol=0.1, rtol=0)
 
 
-def test_modulated_up_conv_equals_zero_insert_filter_convolve():
+@pytest.mark.parametrize("fused", [False, True])
+def test_modulated_up_conv_equals_zero_insert_filter_convolve(fused):
     torch.manual_seed(0)
     x = torch.randn(2, 3, 4, 4, dtype=torch.float64)
     weight = torch.randn(5, 3, 3, 3, dtype=torch.float64)
     styles = torch.randn(2, 3, dtype=torch.float64)
-    out = stylegan2.modulated_conv2d(x, weight, styles, demodulate=False, up=True, fir=TAPS.double() / 8)
+    out = stylegan2.modulated_conv2d(x, weight, styles, demodulate=False, up=True, fir=KERNEL.double(), fused=fused)
     for n in range(2):
         # NVIDIA's conv2d_resample(up=2, padding=1): upfirdn2d(up 2, pad (3, 2), gain 4), then a
         # true convolution (flipped kernel) with the per-sample weights, no padding.
@@ -105,18 +107,27 @@ def test_modulated_up_conv_equals_zero_insert_filter_convolve():
         torch.testing.assert_close(out[n : n + 1], expected)
 
 
+def test_fused_and_scaled_activation_modulation_agree():
+    torch.manual_seed(0)
+    g = tiny_generator(resolution=16, channel_max=4).double()
+    fused = tiny_generator(resolution=16, channel_max=4, fused_modconv=True).double()
+    fused.load_state_dict(g.state_dict())
+    ws = g.mapping(torch.randn(3, 8, dtype=torch.float64))
+    torch.testing.assert_close(fused.synthesis(ws, "const"), g.synthesis(ws, "const"))
+
+
 # --- FIR resampling ------------------------------------------------------------------------------
 
 
 def test_upsample_equals_zero_insert_then_filter():
     x = torch.randn(2, 3, 5, 4, dtype=torch.float64)
-    out = stylegan2.upsample2d(x, TAPS.double() / 8)
+    out = stylegan2.upsample2d(x, KERNEL.double())
     torch.testing.assert_close(out, fir_reference(zero_insert(x), 2, 1, gain=4))
 
 
 def test_downsample_equals_filter_then_subsample():
     x = torch.randn(2, 3, 8, 6, dtype=torch.float64)
-    out = stylegan2.downsample2d(x, TAPS.double() / 8)
+    out = stylegan2.downsample2d(x, KERNEL.double())
     torch.testing.assert_close(out, fir_reference(x, 1, 1)[:, :, ::2, ::2])
 
 
@@ -138,9 +149,9 @@ def test_discriminator_down_convs_equal_convolve_then_filter_then_subsample():
 @pytest.mark.parametrize(
     "op",
     [
-        lambda x: stylegan2.upsample2d(x, TAPS.double() / 8),
-        lambda x: stylegan2.downsample2d(x, TAPS.double() / 8),
-        lambda x: stylegan2.filter2d(x, TAPS.double() / 8, pad=1, gain=4),
+        lambda x: stylegan2.upsample2d(x, KERNEL.double()),
+        lambda x: stylegan2.downsample2d(x, KERNEL.double()),
+        lambda x: stylegan2.filter2d(x, KERNEL.double(), pad=1, gain=4),
     ],
     ids=["up", "down", "filter"],
 )
@@ -154,7 +165,7 @@ def test_discriminator_double_backward_for_r1():
     torch.manual_seed(0)
     d = tiny_discriminator(resolution=8, img_channels=1, channel_base=16, channel_max=2).double()
     x = torch.randn(2, 1, 8, 8, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradgradcheck(d, (x,))
+    assert torch.autograd.gradgradcheck(d, (x,), fast_mode=True)
 
 
 # --- Mapping: w_avg, truncation, style mixing ---------------------------------------------------

@@ -50,47 +50,38 @@ def channels_at(resolution: int, channel_base: int, channel_max: int) -> int:
 
 
 # --- FIR resampling (upfirdn2d for the cases StyleGAN2 uses) -----------------------------------
-# The [1,3,3,1] filter is separable, so each op runs as two depthwise 1-D convolutions: at 32 px,
-# batch 8 on a CPU this measured faster than one 4x4 depthwise convolution (see the lead's notes).
-# Paddings follow NVIDIA's upfirdn2d so that outputs align pixel for pixel with the reference.
+# Each op is one depthwise convolution with the 4x4 outer product of [1,3,3,1]: on a 2-core CPU at
+# 32 px, batch 8, 512 channels it measured 1.3-1.4x faster (forward + backward) than two separable
+# 1-D passes, and 3-5x faster than shifted-slice sums. Paddings follow NVIDIA's upfirdn2d, so
+# outputs align pixel for pixel with the reference.
 
 
-def fir_taps() -> Tensor:
-    """The 1-D filter normalised to unit DC gain; the 2-D filter is its outer product."""
+def fir_kernel() -> Tensor:
+    """The 4x4 filter: outer product of [1,3,3,1] with itself, normalised to unit DC gain."""
     f = torch.tensor(FIR_TAPS)
-    return f / f.sum()
+    return torch.outer(f, f) / f.sum() ** 2
 
 
-def _fir_pass(x: Tensor, taps: Tensor, dim: int, stride: int, pad: int, transpose: bool) -> Tensor:
-    """One depthwise 1-D pass along H (dim 2) or W (dim 3)."""
-    c = x.shape[1]
-    shape = (c, 1, 4, 1) if dim == 2 else (c, 1, 1, 4)
-    kernel = taps.to(x.dtype).view(shape[1:]).expand(shape)
-    strides = (stride, 1) if dim == 2 else (1, stride)
-    pads = (pad, 0) if dim == 2 else (0, pad)
-    if transpose:
-        return F.conv_transpose2d(x, kernel, stride=strides, padding=pads, groups=c)
-    return F.conv2d(x, kernel, stride=strides, padding=pads, groups=c)
+def _depthwise(x: Tensor, kernel: Tensor) -> Tensor:
+    return kernel.to(x.dtype).expand(x.shape[1], 1, 4, 4)
 
 
-def filter2d(x: Tensor, taps: Tensor, pad: int, gain: float = 1.0) -> Tensor:
-    """Zero-pad by ``pad`` on every side and filter with the 2-D FIR (``H + 2 pad - 3`` out)."""
-    taps = taps * math.sqrt(gain)
-    return _fir_pass(_fir_pass(x, taps, 3, 1, pad, False), taps, 2, 1, pad, False)
+def filter2d(x: Tensor, kernel: Tensor, pad: int, gain: float = 1.0) -> Tensor:
+    """Zero-pad by ``pad`` on every side and filter (``H + 2 pad - 3`` pixels out)."""
+    return F.conv2d(x, _depthwise(x, kernel * gain), padding=pad, groups=x.shape[1])
 
 
-def upsample2d(x: Tensor, taps: Tensor) -> Tensor:
+def upsample2d(x: Tensor, kernel: Tensor) -> Tensor:
     """x2: insert a zero after each pixel, pad (2, 1), filter with gain 4 (upfirdn2d.upsample2d).
 
     A stride-2 transposed convolution with padding 1 is exactly that zero insertion and padding.
     """
-    taps = taps * 2.0  # gain 4 split over the two passes
-    return _fir_pass(_fir_pass(x, taps, 3, 2, 1, True), taps, 2, 2, 1, True)
+    return F.conv_transpose2d(x, _depthwise(x, kernel * 4), stride=2, padding=1, groups=x.shape[1])
 
 
-def downsample2d(x: Tensor, taps: Tensor) -> Tensor:
+def downsample2d(x: Tensor, kernel: Tensor) -> Tensor:
     """/2: pad (1, 1), filter, keep every second pixel (upfirdn2d.downsample2d)."""
-    return _fir_pass(_fir_pass(x, taps, 3, 2, 1, False), taps, 2, 2, 1, False)
+    return F.conv2d(x, _depthwise(x, kernel), stride=2, padding=1, groups=x.shape[1])
 
 
 # --- Equalised-learning-rate layers ------------------------------------------------------------
@@ -164,7 +155,7 @@ class Conv(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
         self.weight_gain = 1 / math.sqrt(in_channels * kernel_size**2)
         self.lrelu, self.down, self.conv_clamp = lrelu, down, conv_clamp
-        self.register_buffer("fir", fir_taps(), persistent=False)
+        self.register_buffer("fir", fir_kernel(), persistent=False)
 
     def forward(self, x: Tensor, gain: float = 1.0) -> Tensor:
         w = self.weight * self.weight_gain
@@ -182,6 +173,23 @@ class Conv(nn.Module):
 # --- Modulated convolution ---------------------------------------------------------------------
 
 
+def _conv_up(x: Tensor, weight: Tensor, up: bool, fir: Tensor | None, groups: int) -> Tensor:
+    """'Same' conv, or with ``up`` NVIDIA's conv2d_resample up path: a stride-2 transposed conv
+    (2H + k - 2 pixels), then the FIR filter with gain 4, padded back to 2H x 2W."""
+    k = weight.shape[-1]
+    if not up:
+        return F.conv2d(x, weight, padding=k // 2, groups=groups)
+    if fir is None:
+        raise ValueError("modulated_conv2d(up=True) needs the FIR kernel (fir=fir_kernel())")
+    out_channels, in_channels = weight.shape[:2]
+    # conv_transpose2d wants [in, out / groups, k, k]
+    weight = weight.view(groups, out_channels // groups, in_channels, k, k).transpose(1, 2)
+    x = F.conv_transpose2d(
+        x, weight.reshape(groups * in_channels, out_channels // groups, k, k), stride=2, groups=groups
+    )
+    return filter2d(x, fir, pad=(5 - k) // 2, gain=4)
+
+
 def modulated_conv2d(
     x: Tensor,
     weight: Tensor,
@@ -189,31 +197,31 @@ def modulated_conv2d(
     demodulate: bool = True,
     up: bool = False,
     fir: Tensor | None = None,
+    fused: bool = False,
 ) -> Tensor:
     """Karras et al. 2020, eqs. 1 and 3: w'_ijk = s_i w_ijk, w''_ijk = w'_ijk / sqrt(sum_ik w'_ijk^2 + 1e-8).
 
-    x [N, I, H, W], weight [O, I, k, k], styles [N, I]. Each sample gets its own weights, run as
-    one grouped convolution (groups = N). ``up``: a stride-2 transposed convolution followed by the
-    FIR filter with gain 4 (NVIDIA's conv2d_resample up path), giving 2H x 2W.
+    x [N, I, H, W], weight [O, I, k, k], styles [N, I]; ``up`` doubles H and W. ``fused`` builds
+    each sample's weights and runs one grouped convolution (groups = N). The default scales the
+    activations instead, x s -> conv -> x d with d = rsqrt(s^2 . sum_k w^2): the same numbers
+    without the [N, O, I, k, k] tensor, which on a CPU measured 1.7x (32 px) to 13x (8 px) faster
+    for forward + backward at batch 8, 512 channels, and never slower forward-only.
     """
     n, in_channels, h, w_ = x.shape
     out_channels, _, k, _ = weight.shape
     if styles.shape != (n, in_channels):
         raise ValueError(f"styles must be [{n}, {in_channels}] for x {tuple(x.shape)}, got {tuple(styles.shape)}")
+    if not fused:
+        x = _conv_up(x * styles.view(n, in_channels, 1, 1), weight, up, fir, groups=1)
+        if demodulate:
+            d = (styles.square() @ weight.square().sum(dim=(2, 3)).t() + 1e-8).rsqrt()  # [N, O]
+            x = x * d.view(n, out_channels, 1, 1)
+        return x
     w = weight.unsqueeze(0) * styles.view(n, 1, in_channels, 1, 1)  # [N, O, I, k, k]
     if demodulate:
         w = w * (w.square().sum(dim=(2, 3, 4), keepdim=True) + 1e-8).rsqrt()
-    x = x.reshape(1, n * in_channels, h, w_)
-    if up:
-        if fir is None:
-            raise ValueError("modulated_conv2d(up=True) needs the FIR taps (fir=fir_taps())")
-        # conv_transpose2d wants [in, out / groups, k, k]; with groups = N that is [N I, O, k, k].
-        w = w.transpose(1, 2).reshape(n * in_channels, out_channels, k, k)
-        x = F.conv_transpose2d(x, w, stride=2, groups=n)  # 2H + k - 2 pixels
-        x = filter2d(x, fir, pad=(5 - k) // 2, gain=4)  # back to 2H: pad 1 for k = 3
-    else:
-        x = F.conv2d(x, w.reshape(n * out_channels, in_channels, k, k), padding=k // 2, groups=n)
-    return x.reshape(n, out_channels, *x.shape[2:])
+    x = _conv_up(x.reshape(1, n * in_channels, h, w_), w.view(n * out_channels, in_channels, k, k), up, fir, n)
+    return x.view(n, out_channels, *x.shape[2:])
 
 
 class SynthesisLayer(nn.Module):
@@ -231,18 +239,19 @@ class SynthesisLayer(nn.Module):
         resolution: int,  # output resolution (noise map size)
         up: bool = False,
         conv_clamp: float | None = None,
+        fused_modconv: bool = False,
     ):
         super().__init__()
-        self.resolution, self.up, self.conv_clamp = resolution, up, conv_clamp
+        self.resolution, self.up, self.conv_clamp, self.fused_modconv = resolution, up, conv_clamp, fused_modconv
         self.affine = FullyConnected(w_dim, in_channels, bias_init=1.0)
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, 3, 3))
         self.bias = nn.Parameter(torch.zeros(out_channels))
         self.noise_strength = nn.Parameter(torch.zeros([]))
         self.register_buffer("noise_const", torch.randn(resolution, resolution))  # for noise_mode="const"
-        self.register_buffer("fir", fir_taps(), persistent=False)
+        self.register_buffer("fir", fir_kernel(), persistent=False)
 
     def forward(self, x: Tensor, w: Tensor, noise_mode: str = "random", gain: float = 1.0) -> Tensor:
-        x = modulated_conv2d(x, self.weight, self.affine(w), up=self.up, fir=self.fir)
+        x = modulated_conv2d(x, self.weight, self.affine(w), up=self.up, fir=self.fir, fused=self.fused_modconv)
         if noise_mode == "random":
             noise = torch.randn(x.shape[0], 1, self.resolution, self.resolution, device=x.device, dtype=x.dtype)
             x = x + noise * self.noise_strength
@@ -255,16 +264,24 @@ class SynthesisLayer(nn.Module):
 class ToRGB(nn.Module):
     """1x1 modulated conv without demodulation; styles scaled by 1/sqrt(in_channels) instead."""
 
-    def __init__(self, in_channels: int, img_channels: int, w_dim: int, conv_clamp: float | None = None):
+    def __init__(
+        self,
+        in_channels: int,
+        img_channels: int,
+        w_dim: int,
+        conv_clamp: float | None = None,
+        fused_modconv: bool = False,
+    ):
         super().__init__()
         self.affine = FullyConnected(w_dim, in_channels, bias_init=1.0)
         self.weight = nn.Parameter(torch.randn(img_channels, in_channels, 1, 1))
         self.bias = nn.Parameter(torch.zeros(img_channels))
         self.weight_gain = 1 / math.sqrt(in_channels)
-        self.conv_clamp = conv_clamp
+        self.conv_clamp, self.fused_modconv = conv_clamp, fused_modconv
 
     def forward(self, x: Tensor, w: Tensor) -> Tensor:
-        x = modulated_conv2d(x, self.weight, self.affine(w) * self.weight_gain, demodulate=False)
+        styles = self.affine(w) * self.weight_gain
+        x = modulated_conv2d(x, self.weight, styles, demodulate=False, fused=self.fused_modconv)
         return bias_act(x, self.bias, False, clamp=self.conv_clamp)
 
 
@@ -282,18 +299,18 @@ class SynthesisBlock(nn.Module):
         w_dim: int,
         resolution: int,
         img_channels: int,
-        conv_clamp: float | None = None,
+        **layer_kwargs,  # conv_clamp, fused_modconv for every layer
     ):
         super().__init__()
         self.in_channels, self.resolution = in_channels, resolution
         if in_channels == 0:
             self.const = nn.Parameter(torch.randn(out_channels, resolution, resolution))
         else:
-            self.conv0 = SynthesisLayer(in_channels, out_channels, w_dim, resolution, up=True, conv_clamp=conv_clamp)
-        self.conv1 = SynthesisLayer(out_channels, out_channels, w_dim, resolution, conv_clamp=conv_clamp)
-        self.torgb = ToRGB(out_channels, img_channels, w_dim, conv_clamp=conv_clamp)
+            self.conv0 = SynthesisLayer(in_channels, out_channels, w_dim, resolution, up=True, **layer_kwargs)
+        self.conv1 = SynthesisLayer(out_channels, out_channels, w_dim, resolution, **layer_kwargs)
+        self.torgb = ToRGB(out_channels, img_channels, w_dim, **layer_kwargs)
         self.num_conv = 1 if in_channels == 0 else 2
-        self.register_buffer("fir", fir_taps(), persistent=False)
+        self.register_buffer("fir", fir_kernel(), persistent=False)
 
     def forward(
         self, x: Tensor | None, img: Tensor | None, ws: Tensor, noise_mode: str = "random"
@@ -320,6 +337,7 @@ class SynthesisNetwork(nn.Module):
         channel_base: int = 32768,  # channels at resolution r: min(channel_base / r, channel_max)
         channel_max: int = 512,
         conv_clamp: float | None = None,  # NVIDIA's fp16 configs use 256; None = no clamping
+        fused_modconv: bool = False,  # per-sample weights in one grouped conv; slower on CPU
     ):
         super().__init__()
         log2 = check_resolution(resolution)
@@ -328,7 +346,10 @@ class SynthesisNetwork(nn.Module):
         for res in (2**i for i in range(2, log2 + 1)):
             in_channels = channels_at(res // 2, channel_base, channel_max) if res > 4 else 0
             out_channels = channels_at(res, channel_base, channel_max)
-            self.blocks.append(SynthesisBlock(in_channels, out_channels, w_dim, res, img_channels, conv_clamp))
+            block = SynthesisBlock(
+                in_channels, out_channels, w_dim, res, img_channels, conv_clamp=conv_clamp, fused_modconv=fused_modconv
+            )
+            self.blocks.append(block)
         self.num_ws = sum(block.num_conv for block in self.blocks) + 1
 
     def forward(self, ws: Tensor, noise_mode: str = "random") -> Tensor:
@@ -409,11 +430,14 @@ class Generator(nn.Module):
         channel_max: int = 512,
         mapping_lr_mul: float = 0.01,
         w_avg_beta: float = 0.995,
-        conv_clamp: float | None = None,
+        conv_clamp: float | None = None,  # clamp activations to +-conv_clamp (NVIDIA: 256 with fp16)
+        fused_modconv: bool = False,  # see modulated_conv2d; the default measured faster on CPU
     ):
         super().__init__()
         self.z_dim, self.w_dim, self.resolution, self.img_channels = z_dim, w_dim, resolution, img_channels
-        self.synthesis = SynthesisNetwork(w_dim, resolution, img_channels, channel_base, channel_max, conv_clamp)
+        self.synthesis = SynthesisNetwork(
+            w_dim, resolution, img_channels, channel_base, channel_max, conv_clamp, fused_modconv
+        )
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(z_dim, w_dim, self.num_ws, mapping_layers, mapping_lr_mul, w_avg_beta)
 
