@@ -18,7 +18,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m genlab.bench", description=__doc__)
     parser.add_argument("what", choices=sorted(BENCHES))
     args, rest = parser.parse_known_args()
-    importlib.import_module(BENCHES[args.what]).main(rest)
+    from genlab.train import quiet_known_warnings
+
+    with quiet_known_warnings():
+        importlib.import_module(BENCHES[args.what]).main(rest)
 
 
 if __name__ == "__main__":

@@ -63,9 +63,7 @@ def build(size: int, n_train: int):
     from hydra.utils import instantiate
 
     from genlab.config import compose_train
-    from genlab.train import quiet_known_warnings
 
-    quiet_known_warnings()
     overrides = ["model=cyclegan", "model.generator.n_blocks=9", "data=shapes_unpaired", f"data.image_size={size}"]
     overrides += ["data.batch_size=1", f"data.n_train={n_train}", "data.n_val=1"]
     cfg = compose_train(overrides, output_dir=tempfile.mkdtemp(prefix="genlab-bench-"))

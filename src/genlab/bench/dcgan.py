@@ -91,7 +91,6 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--n", type=int, default=1000, help="samples for --samples-of")
     parser.add_argument("--override", action="append", default=[], help="train.py override, repeatable")
     args = parser.parse_args(argv)
-    train.quiet_known_warnings()
     if args.samples_of:
         class_coverage(args.samples_of, args.n)
         return

@@ -6,8 +6,10 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from genlab.errors import UserError
 
-class DataError(RuntimeError):
+
+class DataError(UserError, RuntimeError):
     """Missing, empty or corrupt data. The message names the path and the fix."""
 
 
@@ -17,6 +19,8 @@ class ImageDataModule(L.LightningDataModule):
     Subclasses implement :meth:`build` returning ``(train_set, val_set)``; items are
     ``(image, label)`` tuples (label -1 where a dataset has none).
     """
+
+    batches = "images"  # what the loaders give; models declare what they consume the same way
 
     def __init__(
         self,
