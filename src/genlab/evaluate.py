@@ -65,7 +65,7 @@ def check_metric_names(metrics) -> None:
     known = [*quality.METRICS, *paired.PAIRED, "nll"]
     unknown = [m for m in metrics if m not in known]
     if unknown:
-        raise ConfigError(f"metrics: unknown {unknown}; choose from {known}")
+        raise ConfigError(f"metrics: unknown metric(s) {unknown}; choose from {known}")
 
 
 def sample_metrics(cfg, model, datamodule, metrics, device, skipped) -> tuple[dict[str, float], dict]:
