@@ -194,7 +194,7 @@ def test_training_steps_log_every_term_and_end_at_lr_zero(trained):
     for k in ("g_adv_a", "g_adv_b", "cycle_a", "cycle_b", "idt_a", "idt_b", "d_a", "d_b"):
         assert f"train/loss_{k}" in logged
     assert {"val/psnr_a2b", "val/ssim_a2b", "train/kimg", "val/kid8_a2b[classifier]"} <= logged
-    saved = torch.load(trained / "checkpoints" / "last.ckpt", weights_only=False)
+    saved = torch.load(trained / "checkpoints" / "last.ckpt", weights_only=True)
     assert saved["global_step"] == 2 * 2 * 2  # 2 epochs x 2 batches x (G + D)
     assert [g["lr"] for opt in saved["optimizer_states"] for g in opt["param_groups"]] == [0.0, 0.0]
     assert saved["callbacks"]["ImagesSeen"]["images"] == 2 * 2 * 2

@@ -116,7 +116,7 @@ def test_resume_continues_at_the_saved_step(make_cfg, tmp_path):
     first = make_cfg(*small)
     train.run(first)
     ckpt = Path(first.paths.output_dir) / "checkpoints" / "last.ckpt"
-    saved = torch.load(ckpt, weights_only=False)
+    saved = torch.load(ckpt, weights_only=True)
     assert saved["epoch"] == 1 and saved["global_step"] == 2 * 2 * 2  # 2 epochs x 2 batches x (D + G)
 
     second = make_cfg(*small, "trainer.max_epochs=3", f"ckpt_path={ckpt}")
@@ -124,7 +124,7 @@ def test_resume_continues_at_the_saved_step(make_cfg, tmp_path):
     count = CountBatches()
     train.run(second, callbacks=[count])
     assert count.batches == 2  # one epoch of 2 batches: the third; a fresh run would train 3 epochs
-    resumed = torch.load(Path(second.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=False)
+    resumed = torch.load(Path(second.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=True)
     assert resumed["epoch"] == 2 and resumed["global_step"] == 3 * 2 * 2
     # Adam moments continued from the checkpoint rather than restarting at step 0.
     steps = [s["step"] for s in resumed["optimizer_states"][0]["state"].values()]
