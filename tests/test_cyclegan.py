@@ -1,5 +1,6 @@
 """CycleGAN: networks, losses, pool, schedule, data, translate CLI, DDP."""
 
+import json
 import zipfile
 from pathlib import Path
 
@@ -405,3 +406,27 @@ def test_ddp_two_cpu_processes(tmp_path):
     saved = train_ddp_on_cpu(tmp_path, *TINY, "+trainer.limit_val_batches=1", batches=2)
     assert saved["global_step"] == 2 * 2
     assert saved["callbacks"]["ImagesSeen"]["images"] == 2 * 2 * 2  # both processes counted
+
+
+def test_evaluate_defaults_score_what_a_small_val_split_allows(trained, tmp_path):
+    """8 held-out images cannot give an FID on 64-dim features; the rest is still computed and the
+    skip is explained in metrics.json."""
+    from genlab import evaluate
+    from tests.test_metrics import compose_evaluate
+
+    values = evaluate.run(compose_evaluate(f"ckpt={trained / 'checkpoints' / 'last.ckpt'}", "n=8", f"out={tmp_path}"))
+    assert {"kid8_a2b[classifier]", "psnr8_a2b", "ssim8_a2b"} <= set(values)
+    report = json.loads((tmp_path / "metrics.json").read_text())
+    assert "fid" in report["skipped"] and "FID" in report["skipped"]["fid"]
+
+
+def test_translate_keeps_outputs_of_inputs_with_the_same_stem_apart(trained, tmp_path, capsys):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a.png", "a.jpg", "b.png"):
+        Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(inputs / name)
+    cfg = {"ckpt": str(trained / "checkpoints" / "last.ckpt"), "input": str(inputs), "direction": "a2b"}
+    out = translate.run(OmegaConf.create({**cfg, "out": str(tmp_path / "out"), "device": "cpu"}))
+    assert sorted(p.name for p in out.iterdir()) == ["a_jpg.png", "a_png.png", "b.png"]
+    assert "wrote 3 translated image(s)" in capsys.readouterr().out

@@ -27,6 +27,8 @@ from hydra.utils import get_class, get_object
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from genlab.errors import ConfigError, MissingFile, UserError
+
 MODEL_CLASS_KEY = "genlab_model_class"
 CONFIG_KEY = "genlab_config"  # the whole resolved run config (data, model, trainer, ...)
 
@@ -48,7 +50,7 @@ FUNCTION_MODULES = ("genlab.losses",)  # loss and likelihood functions that conf
 DOTTED_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
 
 
-class UnsafeCheckpointError(ValueError):
+class UnsafeCheckpointError(UserError, ValueError):
     """A checkpoint that could run code when loaded: genlab refuses it whatever its source."""
 
 
@@ -143,7 +145,7 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     """A genlab checkpoint's contents, read as data (see the module docstring)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist; pass ckpt=<run dir>/checkpoints/last.ckpt")
+        raise MissingFile(f"checkpoint {path} does not exist; pass ckpt=<run dir>/checkpoints/last.ckpt")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
@@ -153,7 +155,7 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         held = f"a pickled {found.group(1)}" if found else "pickled Python objects"
         raise refused(path, f"it holds {held}, which genlab will not unpickle") from None
     if not isinstance(checkpoint, dict) or MODEL_CLASS_KEY not in checkpoint:
-        raise ValueError(f"{path} was not written by genlab's train.py (no '{MODEL_CLASS_KEY}' entry)")
+        raise ConfigError(f"{path} was not written by genlab's train.py (no '{MODEL_CLASS_KEY}' entry)")
     check_names(checkpoint, path)
     return checkpoint
 
@@ -162,7 +164,7 @@ def load_run_config(path: str | os.PathLike) -> dict[str, Any]:
     """The resolved config of the run that wrote the checkpoint (e.g. its ``data`` section)."""
     config = read_checkpoint(path).get(CONFIG_KEY)
     if config is None:
-        raise ValueError(f"{path} carries no run config; it was saved outside train.py")
+        raise ConfigError(f"{path} carries no run config; it was saved outside train.py")
     return config
 
 
