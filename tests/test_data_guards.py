@@ -51,3 +51,58 @@ def test_failed_fetch_keeps_what_the_user_put_there(make_cfg, tmp_path, monkeypa
         dm.prepare_data()
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
     assert (raw / "train-images-idx3-ubyte").read_bytes() == b"the user's own file"
+
+
+def write_pngs(folder: Path, n: int) -> None:
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        Image.fromarray(np.full((12, 12, 3), 40 * i % 256, dtype=np.uint8)).save(folder / f"{i}.png")
+
+
+def data_options(tmp_path: Path) -> dict[str, list[str]]:
+    """Every kind of datamodule, buildable offline: embedded, torchvision-backed, folder, unpaired folder."""
+    write_pngs(tmp_path / "flat", 4)
+    for domain in ("trainA", "trainB", "testA", "testB"):
+        write_pngs(tmp_path / "unpaired" / domain, 2)
+    return {
+        "digits": ["data=digits"],
+        "shapes": ["data=shapes"],
+        "shapes_unpaired": ["data=shapes_unpaired"],
+        "mnist": ["data=mnist", f"paths.data_dir={tmp_path}", "data.download=false"],
+        "folder": ["data=folder", f"data.path={tmp_path / 'flat'}"],
+        "unpaired_folder": ["data=unpaired_folder", f"data.path={tmp_path / 'unpaired'}"],
+    }
+
+
+@pytest.mark.parametrize(
+    "override, valid",
+    [
+        ("data.batch_size=0", "integer >= 1"),
+        ("data.batch_size=-8", "integer >= 1"),
+        ("++data.val_batch_size=0", "integer >= 1"),
+        ("++data.num_workers=-1", "integer >= 0"),
+        ("data.image_size=0", "integer >= 1"),
+    ],
+)
+def test_invalid_sizes_fail_when_the_datamodule_is_built(make_cfg, tmp_path, override, valid):
+    from genlab.train import ConfigError, build_node
+
+    key, value = override.lstrip("+").split("=")  # ++: set the key whether or not the option lists it
+    for name, overrides in data_options(tmp_path).items():
+        with pytest.raises(ConfigError) as err:
+            build_node(make_cfg(*overrides, override).data, "data")
+        message = str(err.value)
+        assert f"{key}={value} is not valid" in message and valid in message, (name, message)
+
+
+def test_batch_size_zero_stops_train_py_before_the_model_summary(tmp_path):
+    from tests.conftest import run_script
+
+    result = run_script("train.py", "data.batch_size=0", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, timeout=120)
+    assert result.returncode != 0
+    assert "data.batch_size=0 is not valid: images per training batch must be an integer >= 1" in result.stderr
+    assert "Total params" not in result.stdout + result.stderr  # the model summary never printed
+    assert not list(tmp_path.rglob("*.ckpt"))
