@@ -106,3 +106,22 @@ def test_batch_size_zero_stops_train_py_before_the_model_summary(tmp_path):
     assert "data.batch_size=0 is not valid: images per training batch must be an integer >= 1" in result.stderr
     assert "Total params" not in result.stdout + result.stderr  # the model summary never printed
     assert not list(tmp_path.rglob("*.ckpt"))
+
+
+def test_home_in_user_paths_is_expanded(make_cfg, tmp_path, monkeypatch):
+    """``"data.path='~/faces'"`` (quoted: Hydra's grammar has no bare ~) means the user's home folder."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    write_pngs(home / "faces", 4)
+    for domain in ("trainA", "trainB", "testA", "testB"):
+        write_pngs(home / "h2z" / domain, 2)
+    folder = instantiate(make_cfg("data=folder", "data.path='~/faces'").data)
+    assert folder.path == home / "faces"
+    unpaired = instantiate(make_cfg("data=unpaired_folder", "data.path='~/h2z'").data)
+    assert unpaired.path == home / "h2z"
+    monkeypatch.chdir(tmp_path)
+    mnist = instantiate(make_cfg("data=mnist", "paths.data_dir='~/datasets'", "data.download=false").data)
+    assert mnist.root == home / "datasets" / "mnist"
+    with pytest.raises(DataError, match=f"under {home / 'datasets' / 'mnist'}"):
+        mnist.prepare_data()
+    assert not (tmp_path / "~").exists()

@@ -59,7 +59,7 @@ class TorchvisionDataModule(ImageDataModule):
     ):
         super().__init__(image_size=image_size, channels=channels, **kwargs)
         self.dataset_class = get_class(dataset)
-        self.root = Path(root)
+        self.root = Path(root).expanduser()  # torchvision expands ~ too; our messages and clean-up must agree
         self.download = download
         self.layout = layout
         self.hflip = hflip
