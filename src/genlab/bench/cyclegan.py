@@ -34,6 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from genlab.bench import argument_parser
+
 # The authors' code (resnet_9blocks, batch 1) as timed on 2 idle cores of another machine "like ours",
 # quoted in the CycleGAN issue: (s/iteration low, high, peak RSS GiB).
 QUOTED = {128: (1.9, 2.1, 1.9), 256: (7.3, 8.5, 4.0)}
@@ -229,7 +231,7 @@ def in_subprocess(*args: str):
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="python -m genlab.bench cyclegan")
+    parser = argument_parser("cyclegan", __doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256], help="crop sizes in px")
     parser.add_argument("--iters", type=int, default=10, help="timed iterations per loop")
     parser.add_argument("--warmup", type=int, default=2, help="untimed iterations first")
