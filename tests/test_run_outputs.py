@@ -26,3 +26,45 @@ def test_checkpoints_and_grids_count_epochs_alike(make_cfg):
         for name in ("epoch0001", "epoch0002", "last")
     }
     assert steps["epoch0002"] == steps["last"] == 2 * steps["epoch0001"] > 0
+
+
+# FAST without its callbacks.* entries, which callbacks=none does not have.
+QUIET_CPU = [
+    "trainer=cpu",
+    "+trainer.limit_train_batches=2",
+    "+trainer.limit_val_batches=1",
+    "trainer.log_every_n_steps=1",
+    "+trainer.enable_progress_bar=false",
+    "+trainer.enable_model_summary=false",
+    *TINY[:3],
+]
+
+
+def files_under(run: Path, suffix: str) -> list[str]:
+    return sorted(str(p.relative_to(run)) for p in run.rglob(f"*{suffix}"))
+
+
+def test_callbacks_none_writes_no_checkpoint(make_cfg):
+    cfg = make_cfg(*QUIET_CPU, "callbacks=none", "trainer.max_epochs=1", fast=False)
+    train.run(cfg)
+    run = Path(cfg.paths.output_dir)
+    assert (run / "csv" / "metrics.csv").is_file()  # it trained and logged
+    assert files_under(run, ".ckpt") == []
+
+
+def test_debug_overfit_keeps_one_checkpoint_and_its_grids(make_cfg):
+    """10 epochs reach the default periodic checkpoint (every 10), which overfit runs do not keep."""
+    default = ["callbacks.progress_bar=null", "callbacks.lr_monitor=null", "callbacks.sample_quality=null"]
+    cfg = make_cfg(*QUIET_CPU, *default, "debug=overfit", "trainer.max_epochs=10", fast=False)
+    train.run(cfg)
+    run = Path(cfg.paths.output_dir)
+    assert files_under(run, ".ckpt") == ["checkpoints/last.ckpt"]
+    assert files_under(run, ".png") == ["samples/samples_final.png"]  # a grid every 20 epochs, and the last
+
+
+def test_debug_overfit_under_callbacks_none_still_writes_its_grids(make_cfg):
+    cfg = make_cfg(*QUIET_CPU, "callbacks=none", "debug=overfit", "trainer.max_epochs=2", fast=False)
+    train.run(cfg)
+    run = Path(cfg.paths.output_dir)
+    assert files_under(run, ".ckpt") == []
+    assert files_under(run, ".png") == ["samples/samples_final.png"]
