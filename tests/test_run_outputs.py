@@ -1,4 +1,5 @@
-"""What a run leaves on disk: one epoch numbering for checkpoints and grids; presets write what they need."""
+"""What a run leaves on disk and prints: one epoch numbering for checkpoints and grids; presets write
+what they need; no lines the user cannot act on."""
 
 import re
 from pathlib import Path
@@ -68,3 +69,29 @@ def test_debug_overfit_under_callbacks_none_still_writes_its_grids(make_cfg):
     run = Path(cfg.paths.output_dir)
     assert files_under(run, ".ckpt") == []
     assert files_under(run, ".png") == ["samples/samples_final.png"]
+
+
+def test_train_py_prints_no_tips_or_wandb_deprecation_noise(tmp_path):
+    import pytest
+
+    from tests.conftest import run_script
+
+    pytest.importorskip("wandb")
+    result = run_script(
+        "train.py",
+        "debug=fast",
+        "trainer=cpu",
+        "logger=wandb",
+        *TINY,
+        "callbacks.progress_bar=null",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        cwd=tmp_path,
+        timeout=300,
+        env={"WANDB_MODE": "offline"},
+    )
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-3000:]
+    assert "GPU available" in out  # Lightning's own messages still reach the user
+    assert list((tmp_path / "run" / "wandb").glob("offline-run-*"))  # and W&B still logs
+    assert "Tip: For seamless cloud" not in out
+    assert "anonymous setting has no effect" not in out
