@@ -24,6 +24,7 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.utils import get_class, get_object
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
@@ -177,3 +178,22 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     model = cls(**checkpoint["hyper_parameters"])
     model.load_state_dict(checkpoint["state_dict"])
     return model.to(map_location).eval()
+
+
+class EpochCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` whose ``{epoch}`` in ``filename`` is 1-based: after 10 epochs the file is
+    ``epoch0010.ckpt``, the number ``samples_epoch0010.png`` and ``trainer.max_epochs`` use.
+
+    Lightning fills ``{epoch}`` with the 0-based index of the epoch in progress, which named the
+    checkpoint written after ten epochs ``epoch0009.ckpt``, beside a grid ``samples_epoch0010.png``
+    of the same weights. Mid-epoch saves (on an exception, every n steps) carry the number of the
+    epoch in progress, counted from 1 as well. Its own class also gives it a state key apart from the
+    plain ``ModelCheckpoint`` of ``last.ckpt``, which Lightning refused at equal ``every_n_epochs``.
+    """
+
+    def format_checkpoint_name(
+        self, metrics: dict[str, Any], filename: str | None = None, ver: int | None = None, prefix: str | None = None
+    ) -> str:
+        if "epoch" in metrics:
+            metrics = {**metrics, "epoch": metrics["epoch"] + 1}
+        return super().format_checkpoint_name(metrics, filename=filename, ver=ver, prefix=prefix)

@@ -13,7 +13,6 @@ the training callback and evaluate.py), next to the same numbers for the held-ou
 
 from __future__ import annotations
 
-import argparse
 import math
 import tempfile
 import time
@@ -25,6 +24,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from genlab import train
+from genlab.bench import argument_parser
 from genlab.checkpoint import load_model, load_run_config
 from genlab.config import compose_train
 from genlab.metrics import functional as M
@@ -93,13 +93,17 @@ def fmt(value: float | None, spec: str = ".4g") -> str:
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="python -m genlab.bench autoencoders")
+    parser = argument_parser("autoencoders", __doc__)
     parser.add_argument("--quick", action="store_true", help="3 steps per model, k=10: checks the pipeline only")
     parser.add_argument("--iw-k", type=int, default=None, help="importance samples (default 1000; 10 with --quick)")
     parser.add_argument("--n-samples", type=int, default=None, help="samples for FID/IS (default 1000)")
     parser.add_argument("--out", type=Path, default=None, help="run directories (default: a temporary one)")
     parser.add_argument(
-        "--override", action="append", default=[], help="extra train.py override for all three runs, repeatable"
+        "--override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra train.py override for all three runs, repeatable",
     )
     parser.add_argument("--vae-ckpt", type=Path, help="score this VAE instead of training experiment=vae_digits")
     parser.add_argument("--vqvae-ckpt", type=Path, help="score this VQ-VAE instead of training vqvae_digits")
