@@ -76,8 +76,9 @@ def check_batches(cfg: DictConfig) -> None:
 def check_resume(cfg: DictConfig) -> None:
     """Resuming a run that already reached trainer.max_epochs would do nothing; say so instead."""
     saved = read_checkpoint(cfg.ckpt_path)
-    progress = saved.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {})
-    done = progress.get("completed", saved.get("epoch", -1) + 1)
+    # Lightning saves at an epoch's end after counting it processed and before counting it completed.
+    progress = saved.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("total", {})
+    done = progress.get("processed", saved.get("epoch", -1) + 1)
     max_epochs = cfg.trainer.get("max_epochs")
     if max_epochs not in (None, -1) and done >= max_epochs:
         raise UserError(
