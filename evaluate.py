@@ -4,11 +4,13 @@ import hydra
 from omegaconf import DictConfig
 
 import genlab.evaluate
+from genlab.errors import reported
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    genlab.evaluate.run(cfg)
+    with reported():
+        genlab.evaluate.run(cfg)
 
 
 if __name__ == "__main__":

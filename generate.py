@@ -4,11 +4,13 @@ import hydra
 from omegaconf import DictConfig
 
 import genlab.generate
+from genlab.errors import reported
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="generate")
 def main(cfg: DictConfig) -> None:
-    genlab.generate.run(cfg)
+    with reported():
+        genlab.generate.run(cfg)
 
 
 if __name__ == "__main__":

@@ -4,11 +4,13 @@ import hydra
 from omegaconf import DictConfig
 
 import genlab.train
+from genlab.errors import reported
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    return genlab.train.run(cfg)
+    with reported():
+        return genlab.train.run(cfg)
 
 
 if __name__ == "__main__":

@@ -4,11 +4,13 @@ import hydra
 from omegaconf import DictConfig
 
 import genlab.translate
+from genlab.errors import reported
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="translate")
 def main(cfg: DictConfig) -> None:
-    genlab.translate.run(cfg)
+    with reported():
+        genlab.translate.run(cfg)
 
 
 if __name__ == "__main__":

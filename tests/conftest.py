@@ -109,4 +109,4 @@ def train_ddp_on_cpu(tmp_path: Path, *overrides: str, batches: int) -> dict:
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    return torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)
+    return torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)

@@ -1,16 +1,17 @@
 """End-to-end: the real configs, the real Trainer, a few real optimizer steps."""
 
+import os
 import signal
-import time
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 from hydra.errors import ConfigCompositionException
 
 from genlab import generate, train
 from genlab.checkpoint import load_model
-from genlab.config import config_dir
+from genlab.config import compose_train, config_dir
 from tests.conftest import run_script, train_ddp_on_cpu
 
 MODELS = sorted(p.stem for p in (config_dir() / "model").glob("*.yaml"))
@@ -19,27 +20,69 @@ LOSSES = sorted(p.stem for p in (config_dir() / "model" / "loss").glob("*.yaml")
 DATA_FOR = {"cyclegan": "shapes_unpaired"}
 # Second stages that start from another trained model: model -> (fixture giving its checkpoint, key).
 CKPT_FOR = {"vqvae_prior": ("vqvae_ckpt", "model.vqvae_ckpt")}
+TINY = ["data.batch_size=8", "model.generator.width=8", "model.discriminator.width=8"]
 
 
 def params_of(model) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
 
 
-@pytest.mark.parametrize("model", MODELS)
-def test_every_model_config_trains(make_cfg, model, request):
+class AtTrainStart(L.Callback):
+    """Snapshots the weights training starts from (after the strategy set the model up)."""
+
+    def on_train_start(self, trainer, pl_module):
+        self.params = params_of(pl_module)
+
+
+class CountBatches(L.Callback):
+    def __init__(self):
+        self.batches = 0
+
+    def on_train_batch_end(self, *args):
+        self.batches += 1
+
+
+def model_overrides(model: str, request) -> list[str]:
+    """What ``model=<model>`` needs to train in a test: its data, its first stage, enough batches for
+    its periodic steps (wgan_gp's generator steps once per n_critic batches)."""
     fixture, key = CKPT_FOR.get(model, (None, None))
     needs = [f"{key}={request.getfixturevalue(fixture)}"] if fixture else []
-    cfg = make_cfg(f"model={model}", f"data={DATA_FOR.get(model, 'digits')}", "data.batch_size=8", *needs)
-    train.run(cfg)
+    n_critic = compose_train([f"model={model}"]).model.get("n_critic", 1)
+    return [f"model={model}", f"data={DATA_FOR.get(model, 'digits')}", "data.batch_size=8", *needs] + (
+        [f"trainer.limit_train_batches={n_critic}"] if n_critic > 2 else []
+    )
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_every_model_config_trains(make_cfg, model, request):
+    start = AtTrainStart()
+    cfg = make_cfg(*model_overrides(model, request))
+    train.run(cfg, callbacks=[start])
     run = Path(cfg.paths.output_dir)
     ckpt = run / "checkpoints" / "last.ckpt"
-    assert ckpt.is_file() and (run / "samples").glob("*final.png")
-    trained = load_model(ckpt)
-    fresh = load_model(ckpt)
-    fresh.load_state_dict(type(trained)(**trained.hparams).state_dict())  # untrained weights
-    changed = [k for k, v in params_of(trained).items() if not torch.equal(v, params_of(fresh)[k])]
-    assert changed, "no parameter moved: no optimizer step happened"
-    assert all(torch.isfinite(v).all() for v in params_of(trained).values())
+    assert ckpt.is_file() and list((run / "samples").glob("*final.png"))
+    trained = params_of(load_model(ckpt))
+    moved = [k for k, v in trained.items() if not torch.equal(v, start.params[k])]
+    assert moved, "no parameter moved: no optimizer step happened"
+    if "n_critic" in cfg.model:  # the generator stepped too, not only the discriminator
+        assert any(k.startswith("generator.") for k in moved), moved
+    assert all(torch.isfinite(v).all() for v in trained.values())
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_metrics_preset_works_for_every_model(make_cfg, model, request):
+    """callbacks=metrics' best checkpoint monitors a key this family really logs."""
+    cfg = make_cfg(
+        *model_overrides(model, request),
+        "callbacks=metrics",
+        "callbacks.progress_bar=null",
+        "callbacks.lr_monitor=null",
+        "callbacks.sample_quality.n=100",
+        "callbacks.sample_quality.metrics=[fid]",
+    )
+    train.run(cfg)
+    best = Path(cfg.paths.output_dir) / "checkpoints" / "best_fid.ckpt"
+    assert best.is_file()
 
 
 @pytest.mark.parametrize("loss", LOSSES)
@@ -74,13 +117,15 @@ def test_resume_continues_at_the_saved_step(make_cfg, tmp_path):
     first = make_cfg(*small)
     train.run(first)
     ckpt = Path(first.paths.output_dir) / "checkpoints" / "last.ckpt"
-    saved = torch.load(ckpt, weights_only=False)
+    saved = torch.load(ckpt, weights_only=True)
     assert saved["epoch"] == 1 and saved["global_step"] == 2 * 2 * 2  # 2 epochs x 2 batches x (D + G)
 
     second = make_cfg(*small, "trainer.max_epochs=3", f"ckpt_path={ckpt}")
     second.paths.output_dir = str(tmp_path / "resumed")
-    train.run(second)
-    resumed = torch.load(Path(second.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=False)
+    count = CountBatches()
+    train.run(second, callbacks=[count])
+    assert count.batches == 2  # one epoch of 2 batches: the third; a fresh run would train 3 epochs
+    resumed = torch.load(Path(second.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=True)
     assert resumed["epoch"] == 2 and resumed["global_step"] == 3 * 2 * 2
     # Adam moments continued from the checkpoint rather than restarting at step 0.
     steps = [s["step"] for s in resumed["optimizer_states"][0]["state"].values()]
@@ -96,7 +141,9 @@ def test_generate_writes_n_images_and_grid(make_cfg, tmp_path):
     out = tmp_path / "gen"
     result = run_script("generate.py", f"ckpt={ckpt}", "n=10", f"out={out}", "seed=3", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in out.iterdir()) == [f"{i}.png" for i in range(10)] + ["grid.png"]
+    # The folder holds the samples only (evaluate.py fake=<out> reads all of it); the grid is beside it.
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{i}.png" for i in range(10))
+    assert (tmp_path / "gen_grid.png").is_file()
     # Same seed, same images; another seed, other images.
     from omegaconf import OmegaConf
 
@@ -133,39 +180,32 @@ def test_bad_overrides_fail_before_training_with_the_key(tmp_path, override, exp
     assert "Epoch" not in result.stdout
 
 
-def test_sigterm_leaves_a_loadable_last_checkpoint(tmp_path):
-    import subprocess
-    import sys
+class SigtermAt(L.Callback):
+    """Sends this process SIGTERM after the run's ``batch``-th batch, as a cluster scheduler would."""
 
-    from tests.conftest import ROOT
+    def __init__(self, batch: int, ckpt: Path):
+        self.batch, self.ckpt, self.seen, self.before = batch, ckpt, 0, None
 
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(ROOT / "train.py"),
-            f"hydra.run.dir={tmp_path}",
-            "trainer=cpu",
-            "trainer.max_epochs=1000",
-            "callbacks.progress_bar=null",
-            "model.generator.width=8",
-            "model.discriminator.width=8",
-        ],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    last = tmp_path / "checkpoints" / "last.ckpt"
-    deadline = time.time() + 120
-    while not last.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.2)
-    assert last.exists(), proc.stdout.read() if proc.poll() is not None else "no checkpoint in time"
-    proc.send_signal(signal.SIGTERM)
-    output = proc.communicate(timeout=60)[0]
-    assert proc.returncode != 0 or "SIGTERM" in output
-    model = load_model(last)
-    assert model.sample(2).shape == (2, 1, 32, 32)
-    assert not list(tmp_path.rglob("*.tmp"))
+    def on_train_batch_end(self, *args):
+        self.seen += 1
+        if self.seen == self.batch:
+            self.before = (self.ckpt.stat().st_mtime_ns, torch.load(self.ckpt, weights_only=True)["global_step"])
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_sigterm_refreshes_last_checkpoint_mid_epoch(make_cfg):
+    """last.ckpt is written at each epoch's end; SIGTERM in the middle of an epoch writes it again, at
+    the batch the signal came, and it loads."""
+    cfg = make_cfg(*TINY, "trainer.limit_train_batches=4", "trainer.max_epochs=3")
+    last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    signal_at = SigtermAt(6, last)  # the second batch of the second epoch
+    with pytest.raises(SystemExit):  # Lightning's SIGTERMException ends the run
+        train.run(cfg, callbacks=[signal_at])
+    assert signal_at.before[1] == 4 * 2  # the end of epoch 1: 4 batches x (D + G)
+    saved = torch.load(last, weights_only=True)
+    assert last.stat().st_mtime_ns > signal_at.before[0] and saved["global_step"] == 6 * 2
+    assert load_model(last).sample(2).shape == (2, 1, 32, 32)
+    assert not list(last.parent.glob("*.tmp"))
 
 
 def test_ddp_two_cpu_processes(tmp_path):

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from genlab import train
-from genlab.models.vqvae import VQVAE, perplexity, psnr
+from genlab.metrics import paired
+from genlab.models.vqvae import VQVAE, perplexity
 from genlab.networks import vqvae
 
 
@@ -145,7 +146,9 @@ def test_encode_then_decode_equals_the_forward_reconstruction(ema):
 def test_metric_helpers():
     assert perplexity(torch.full((8,), 5.0)).item() == pytest.approx(8.0)
     assert perplexity(torch.tensor([0.0, 7.0, 0.0])).item() == pytest.approx(1.0)
-    assert psnr(torch.tensor([4e-2])).item() == pytest.approx(20.0)  # 10 log10(4 / 0.04)
+    target = torch.zeros(2, 1, 4, 4)
+    scores = paired.scores(target + 0.2, target, ("mse", "psnr"))  # MSE 0.04 on a range of 2
+    assert scores["mse"] == pytest.approx(0.04) and scores["psnr"] == pytest.approx(20.0)  # 10 log10(4 / 0.04)
 
 
 def test_ema_quantizer_config_trains_and_logs_the_metrics(make_cfg):

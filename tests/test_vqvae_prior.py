@@ -72,7 +72,7 @@ def test_prior_checkpoint_alone_generates(prior_ckpt, vqvae_ckpt, tmp_path):
         out = tmp_path / "gen"
         result = run_script("generate.py", f"ckpt={prior_ckpt}", "n=3", f"out={out}", cwd=tmp_path)
         assert result.returncode == 0, result.stderr[-3000:]
-        assert sorted(p.name for p in out.iterdir()) == ["0.png", "1.png", "2.png", "grid.png"]
+        assert sorted(p.name for p in out.iterdir()) == ["0.png", "1.png", "2.png"]
     finally:
         shutil.move(moved, vqvae_ckpt)
 

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -17,12 +18,13 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from genlab import surfaces
 from genlab.checkpoint import load_model, load_run_config
 from genlab.data.folder import ImageFiles, check_readable, find_images
 from genlab.data.transforms import to_model_input
+from genlab.errors import ConfigError, UserError
 from genlab.generate import pick_device
-from genlab.metrics import extractors, quality
-from genlab.metrics import functional as M
+from genlab.metrics import extractors, paired, quality
 
 
 def protocol_of(cfg: DictConfig) -> quality.Protocol:
@@ -45,163 +47,156 @@ def folder_set(path: str, key: str, image_size: int | None, channels: int) -> Im
     return ImageFiles(files, [0] * len(files), to_model_input(image_size, channels))
 
 
-# Metrics of a model's outputs against known answers on the held-out split: reconstructions of the
-# inputs (autoencoders), or translations against the true target image (data with ``b_true``).
-PAIRED = ("mse", "psnr", "ssim", "lpips")
-
-
 def default_metrics(model) -> list[str]:
-    """What ``metrics=null`` scores: everything the model supports."""
-    if quality.is_translator(model):
-        metrics = ["fid", "kid"]
-    else:
-        metrics = ["fid", "kid", "is", "pr"] if callable(getattr(model, "sample", None)) else []
-    if callable(getattr(model, "reconstruct", None)) or quality.is_translator(model):
-        metrics += ["mse", "psnr", "ssim"]
-    if callable(getattr(model, "importance_weighted_nll", None)):
+    """What ``metrics=null`` scores: everything the model supports (what the data cannot give, e.g.
+    paired metrics of a translator on unpaired data, is skipped with the reason in metrics.json)."""
+    can = functools.partial(surfaces.can, model)
+    metrics = ["fid", "kid"] if can(surfaces.Translator) else []
+    if can(surfaces.Sampler):
+        metrics = ["fid", "kid", "is", "pr"]
+    if can(surfaces.Autoencoder) or can(surfaces.Translator) or can(surfaces.Restorer):
+        metrics += ["mse", "psnr", "ssim"] + (["l1"] if can(surfaces.Restorer) else [])
+    if can(surfaces.Likelihood):
         metrics.append("nll")
     return metrics
 
 
 def check_metric_names(metrics) -> None:
-    unknown = [m for m in metrics if m not in (*quality.METRICS, *PAIRED, "nll")]
+    known = [*quality.METRICS, *paired.PAIRED, "nll"]
+    unknown = [m for m in metrics if m not in known]
     if unknown:
-        raise ValueError(f"unknown metric(s) {unknown}; choose from {[*quality.METRICS, *PAIRED, 'nll']}")
+        raise ConfigError(f"metrics: unknown metric(s) {unknown}; choose from {known}")
 
 
-def sample_metrics(cfg, model, datamodule, extractor, protocol, metrics, cache, device):
-    """FID/KID/IS/P&R of the model's outputs against real images of ``split`` (real features cached)."""
-    split = cfg.split or quality.default_split(model)
-    reference, source = quality.scored_sets(model, getattr(datamodule, f"{split}_set"), cfg.direction)
-    n_real = min(cfg.n, len(reference))
-    n_fake = cfg.n if source is None else min(cfg.n, len(source))
-    quality.check_request(metrics, n_real, n_fake, extractor, protocol)
-    name = quality.describe_dataset(datamodule, split)
-    tag = "" if source is None else f"_{cfg.direction}"
-    key = split if source is None else f"{split}-{quality.DIRECTIONS[cfg.direction][1]}"
-    path = cache.path(name, key, datamodule.image_size, extractor, n_real)
-    real, hit = cache.get(
-        path, lambda: quality.extract(extractor, quality.real_batches(reference, n_real, cfg.batch_size), device)
+def sample_metrics(cfg, model, datamodule, metrics, device, skipped) -> tuple[dict[str, float], dict]:
+    """FID/KID/IS/P&R of the model's outputs against real images of ``split`` (real features cached).
+    Metrics whose guard refuses this data go to ``skipped`` when they were not asked for by name."""
+    plan = quality.plan(model, datamodule, cfg.n, cfg.split, cfg.direction, where="evaluate.py")
+    extractor = extractors.for_data(cfg.extractor, datamodule).to(device)
+    protocol = protocol_of(cfg)
+    valid = []
+    for metric in metrics:
+        try:
+            quality.check_request([metric], plan.n, plan.n, extractor, protocol)
+            valid.append(metric)
+        except ConfigError as err:
+            if cfg.metrics is not None:
+                raise
+            skipped[metric] = str(err)
+    if not valid:
+        return {}, {}
+    values, report = quality.score(
+        model,
+        plan,
+        extractor,
+        valid,
+        protocol,
+        real_name=quality.describe_dataset(datamodule, plan.split),
+        image_size=datamodule.image_size,
+        cache=quality.RealStatsCache(cfg.cache_dir),
+        device=device,
+        batch_size=cfg.batch_size,
+        seed=cfg.seed,
     )
+    report["extractor"] = {"name": extractor.name, "provenance": extractor.provenance}
+    report["protocol"] = {**vars(protocol), "kid_subset_size": protocol.subset_size(plan.n)}
+    return values, report
+
+
+def likelihood_metrics(cfg, model, dataset, device) -> dict[str, float]:
+    """The importance-weighted NLL of the first ``n`` held-out images: nats per image, bits per dimension."""
+    surfaces.require(model, surfaces.Likelihood, cfg.ckpt)
+    n = min(cfg.n, len(dataset))
+    targets = torch.cat(list(quality.real_batches(dataset, n, cfg.batch_size)))
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
-    fake_batches = quality.model_batches(model, source, n_fake, cfg.batch_size, generator, cfg.direction)
-    fake = quality.extract(extractor, fake_batches, device)
-    values = quality.compute(metrics, real, fake, extractor.name, protocol, tag)
-    return values, {"n_real": n_real, "n_fake": n_fake, "real": f"{name} {key}", "real_features_cached": hit}
+    nll = torch.cat(
+        [
+            model.importance_weighted_nll(x.to(device), k=cfg.iw_k, generator=generator).cpu()
+            for x in targets.split(cfg.batch_size)
+        ]
+    ).mean()
+    return {
+        f"iw_nll{n}_k{cfg.iw_k}": float(nll),
+        f"iw_bpd{n}_k{cfg.iw_k}": float(nll) / (targets[0].numel() * math.log(2)),
+    }
 
 
-def paired_metrics(cfg, model, datamodule, metrics, device) -> dict[str, float]:
-    """Reconstruction/translation error on the first ``n`` held-out (val) images, and the VAE's
-    importance-weighted NLL (nats per image, and bits per dimension)."""
-    dataset = datamodule.val_set
-    if quality.is_translator(model):
-        source_name, target_name = quality.DIRECTIONS[cfg.direction]
-        truth = getattr(dataset, f"{target_name}_true", None)
-        if truth is None:
-            raise ValueError(
-                f"{', '.join(metrics)} need the true {target_name.upper()} image of every "
-                f"{source_name.upper()} image, which {type(datamodule).__name__} does not have (data=shapes_unpaired "
-                "does, for a2b); score unpaired translation with fid/kid"
-            )
-        n = min(cfg.n, len(truth))
-        inputs = torch.cat(list(quality.real_batches(getattr(dataset, source_name), n, cfg.batch_size)))
-        outputs = model.translate(inputs.to(device), cfg.direction).cpu()
-        targets, tag = truth[:n], f"_{cfg.direction}"
-    else:
-        n = min(cfg.n, len(dataset))
-        targets, tag = torch.cat(list(quality.real_batches(dataset, n, cfg.batch_size))), ""
-    values = {}
-    if "nll" in metrics:
-        if not callable(getattr(model, "importance_weighted_nll", None)):
-            raise ValueError(f"nll: {type(model).__name__} has no likelihood (importance_weighted_nll)")
-        generator = torch.Generator(device=device).manual_seed(cfg.seed)
-        nll = torch.cat(
-            [
-                model.importance_weighted_nll(x.to(device), k=cfg.iw_k, generator=generator).cpu()
-                for x in targets.split(cfg.batch_size)
-            ]
-        ).mean()
-        values[f"iw_nll{n}_k{cfg.iw_k}"] = float(nll)
-        values[f"iw_bpd{n}_k{cfg.iw_k}"] = float(nll) / (targets[0].numel() * math.log(2))
-    wanted = [m for m in PAIRED if m in metrics]
-    if wanted and not quality.is_translator(model):
-        if not callable(getattr(model, "reconstruct", None)):
-            raise ValueError(f"{', '.join(wanted)}: {type(model).__name__} has no reconstruct(x)")
-        outputs = torch.cat([model.reconstruct(x.to(device)).cpu() for x in targets.split(cfg.batch_size)])
-    for metric in wanted:
-        values[f"{metric}{n}{tag}"] = getattr(M, metric)(outputs, targets)
-    return values
-
-
-def checkpoint_metrics(cfg, protocol, device) -> tuple[dict[str, float], dict]:
+def checkpoint_metrics(cfg, device) -> tuple[dict[str, float], dict]:
     """Everything ``cfg.metrics`` asks of the checkpoint's model, on its own run's data."""
     model = load_model(cfg.ckpt, map_location=device)
     metrics = list(cfg.metrics) if cfg.metrics is not None else default_metrics(model)
     check_metric_names(metrics)
     datamodule = instantiate(load_run_config(cfg.ckpt)["data"])
     datamodule.setup("fit")
-    values, report = {}, {"ckpt": str(Path(cfg.ckpt).resolve())}
+    values, skipped = {}, {}
+    report = {"ckpt": str(Path(cfg.ckpt).resolve())}
     wanted = [m for m in metrics if m in quality.METRICS]
     if wanted:
-        if not (callable(getattr(model, "sample", None)) or quality.is_translator(model)):
-            raise ValueError(f"{', '.join(wanted)}: {type(model).__name__} neither samples nor translates")
-        extractor = extractors.for_data(cfg.extractor, datamodule).to(device)
-        scored, counts = sample_metrics(
-            cfg, model, datamodule, extractor, protocol, wanted, quality.RealStatsCache(cfg.cache_dir), device
-        )
+        scored, counts = sample_metrics(cfg, model, datamodule, wanted, device, skipped)
         values.update(scored)
-        report.update(counts, extractor={"name": extractor.name, "provenance": extractor.provenance})
-    if any(m not in quality.METRICS for m in metrics):
-        values.update(paired_metrics(cfg, model, datamodule, metrics, device))
+        report.update(counts)
+    wanted = [m for m in metrics if m in paired.PAIRED]
+    if wanted:
+        try:
+            outputs, targets, mask, tag = paired.pairs(
+                model, datamodule.val_set, cfg.n, cfg.batch_size, device, cfg.direction
+            )
+            values.update(paired.scores(outputs, targets, wanted, mask, f"{len(targets)}{tag}"))
+        except UserError as err:
+            if cfg.metrics is not None:
+                raise
+            skipped.update(dict.fromkeys(wanted, str(err)))
+    if "nll" in metrics:
+        values.update(likelihood_metrics(cfg, model, datamodule.val_set, device))
+    if skipped:
+        report["skipped"] = skipped
     return values, report
 
 
-def folder_metrics(cfg, protocol, device) -> tuple[dict[str, float], dict]:
+def folder_metrics(cfg, device) -> tuple[dict[str, float], dict]:
     """Sample metrics of the first ``n`` images of one folder against another (nothing cached:
     folders change)."""
     if not (cfg.real and cfg.fake):
-        raise ValueError("folder mode needs both real=DIR and fake=DIR")
+        raise ConfigError("folder mode needs both real=DIR and fake=DIR")
     metrics = list(cfg.metrics) if cfg.metrics is not None else list(quality.METRICS)
     check_metric_names(metrics)
     if any(m not in quality.METRICS for m in metrics):
-        raise ValueError(f"folder mode scores {list(quality.METRICS)} (unpaired images); got {metrics}")
+        raise ConfigError(f"folder mode scores {list(quality.METRICS)} (unpaired images); got {metrics}")
     extractor = instantiate(cfg.extractor).to(device)
     channels = getattr(getattr(extractor, "net", None), "channels", 3)
     real_set = folder_set(cfg.real, "real", cfg.image_size, channels)
     fake_set = folder_set(cfg.fake, "fake", cfg.image_size, channels)
     n_real = len(real_set) if cfg.n is None else min(cfg.n, len(real_set))
     n_fake = len(fake_set) if cfg.n is None else min(cfg.n, len(fake_set))
+    protocol = protocol_of(cfg)
     quality.check_request(metrics, n_real, n_fake, extractor, protocol)
     real = quality.extract(extractor, quality.real_batches(real_set, n_real, cfg.batch_size), device)
     fake = quality.extract(extractor, quality.real_batches(fake_set, n_fake, cfg.batch_size), device)
     report = {
         "real": str(Path(cfg.real).resolve()),
         "fake": str(Path(cfg.fake).resolve()),
+        "files_read": {"real": len(real_set), "fake": len(fake_set)},
         "n_real": n_real,
         "n_fake": n_fake,
         "real_features_cached": False,
         "extractor": {"name": extractor.name, "provenance": extractor.provenance},
+        "protocol": {**vars(protocol), "kid_subset_size": protocol.subset_size(min(n_real, n_fake))},
     }
-    return quality.compute(metrics, real, fake, extractor.name, protocol), report
+    plan = quality.Plan(real_set, None, n_fake, "folder")
+    return quality.compute(metrics, real, fake, extractor.name, protocol, plan), report
 
 
 def run(cfg: DictConfig) -> dict[str, float]:
     if bool(cfg.ckpt) == bool(cfg.real or cfg.fake):
-        raise ValueError("pass either ckpt=PATH, or real=DIR and fake=DIR")
+        raise ConfigError("pass either ckpt=PATH, or real=DIR and fake=DIR")
     device = pick_device(cfg.device)
-    protocol = protocol_of(cfg)
     started = time.perf_counter()
     if cfg.ckpt:
-        values, report = checkpoint_metrics(cfg, protocol, device)
+        values, report = checkpoint_metrics(cfg, device)
         out = Path(cfg.out) if cfg.out else Path(cfg.ckpt).resolve().parent.parent / "evaluation"
     else:
-        values, report = folder_metrics(cfg, protocol, device)
+        values, report = folder_metrics(cfg, device)
         out = Path(cfg.out) if cfg.out else Path("evaluation")
-    if "n_real" in report:
-        report["protocol"] = {
-            **vars(protocol),
-            "kid_subset_size": protocol.subset_size(min(report["n_real"], report["n_fake"])),
-        }
     report = {
         "metrics": values,
         **report,
@@ -226,4 +221,5 @@ def table(values: dict[str, float], report: dict) -> str:
         ]
     lines.append(f"{'metric':<{width}}  value")
     lines += [f"{k:<{width}}  {v:.6g}" for k, v in values.items()]
+    lines += [f"skipped    {metric}: {why}" for metric, why in report.get("skipped", {}).items()]
     return "\n".join(lines)

@@ -1,4 +1,7 @@
-"""What ``python generate.py ckpt=... n=... out=...`` does: n PNGs and grid.png from a checkpoint."""
+"""What ``python generate.py ckpt=... n=... out=...`` does: n PNGs in ``out`` and a grid beside it.
+
+The grid is written next to the folder (``<out>_grid.png``), not in it, so that the folder holds
+exactly the ``n`` samples that ``evaluate.py fake=<out>`` should read."""
 
 from __future__ import annotations
 
@@ -8,8 +11,10 @@ import torch
 from omegaconf import DictConfig
 from torchvision.utils import save_image
 
+from genlab import surfaces
 from genlab.callbacks.images import to_grid
 from genlab.checkpoint import load_model
+from genlab.errors import ConfigError
 
 
 def pick_device(name: str) -> torch.device:
@@ -20,13 +25,9 @@ def pick_device(name: str) -> torch.device:
 
 def run(cfg: DictConfig) -> Path:
     if cfg.n < 1:
-        raise ValueError(f"n={cfg.n}: ask for at least one image")
+        raise ConfigError(f"n={cfg.n}: ask for at least one image")
     model = load_model(cfg.ckpt, map_location=pick_device(cfg.device))
-    if not hasattr(model, "sample"):
-        raise TypeError(
-            f"{type(model).__name__} does not sample unconditionally (no sample(n)); "
-            "use translate.py for translation models"
-        )
+    surfaces.require(model, surfaces.Sampler, cfg.ckpt)
     out = Path(cfg.out) if cfg.out else Path(cfg.ckpt).resolve().parent.parent / "generated"
     out.mkdir(parents=True, exist_ok=True)
 
@@ -40,6 +41,7 @@ def run(cfg: DictConfig) -> Path:
     width = len(str(cfg.n - 1))
     for i, image in enumerate(images):
         save_image(image * 0.5 + 0.5, out / f"{i:0{width}d}.png")
-    save_image(to_grid(images, cfg.nrow), out / "grid.png")
-    print(f"wrote {len(images)} images and grid.png to {out}")
+    grid = out.with_name(f"{out.name}_grid.png")
+    save_image(to_grid(images, cfg.nrow), grid)
+    print(f"wrote {len(images)} images to {out} and their grid to {grid}")
     return out

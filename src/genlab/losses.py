@@ -91,6 +91,35 @@ def r1_penalty(logits_real: Tensor, real: Tensor) -> Tensor:
     return grad.flatten(1).pow(2).sum(dim=1).mean()
 
 
+# --- Zhu et al. 2017 (CycleGAN): cycle consistency and identity, L1 on images ----------------
+
+
+def cycle_loss(rec: Tensor, real: Tensor) -> Tensor:
+    """‖F(G(x)) − x‖₁ (mean over pixels): a translated image translated back should be the input."""
+    return F.l1_loss(rec, real)
+
+
+def identity_loss(idt: Tensor, real: Tensor) -> Tensor:
+    """‖G(y) − y‖₁ for y already in G's target domain: G should leave it alone (keeps colours)."""
+    return F.l1_loss(idt, real)
+
+
+# --- van den Oord et al. 2017 (VQ-VAE, eq. 3): codebook and commitment, sg = stop-gradient ------
+
+
+def vq_codebook_loss(z_e: Tensor, z_q: Tensor) -> Tensor:
+    """‖sg[z_e] − e‖² (mean): moves the chosen codes e = z_q towards the encoder outputs."""
+    return F.mse_loss(z_q, z_e.detach())
+
+
+def vq_commitment_loss(z_e: Tensor, z_q: Tensor) -> Tensor:
+    """‖z_e − sg[e]‖² (mean): keeps the encoder's outputs near their codes (weighted by β)."""
+    return F.mse_loss(z_e, z_q.detach())
+
+
+# --- Kingma & Welling 2013: the VAE's KL term -----------------------------------------------------
+
+
 def kl_divergence(mu: Tensor, logvar: Tensor) -> Tensor:
     """KL(N(mu, diag exp(logvar)) || N(0, I)) summed over latent dims, per sample (shape [N])."""
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).flatten(1).sum(dim=1)

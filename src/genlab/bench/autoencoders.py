@@ -7,13 +7,12 @@ Held-out = the validation split of the data each checkpoint was trained on (digi
 VAE: negative ELBO (nats/image, one posterior sample per image, and bits/dim), KL, active units,
 and the k-sample importance-weighted NLL (Burda et al. 2015). VQ-VAE: MSE on [-1, 1], MSE / data
 variance, PSNR, code perplexity and usage. Prior: NLL of the held-out code maps. VAE and prior
-samples: FID against the held-out images and IS, on the shipped digits classifier, next to the same
-numbers for real training digits (the best a model can do on this protocol).
+samples: FID against the training images and IS, on the shipped digits classifier (the protocol of
+the training callback and evaluate.py), next to the same numbers for the held-out real digits.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import tempfile
 import time
@@ -25,12 +24,12 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from genlab import train
+from genlab.bench import argument_parser
 from genlab.checkpoint import load_model, load_run_config
 from genlab.config import compose_train
 from genlab.metrics import functional as M
 from genlab.metrics import quality
 from genlab.metrics.extractors import Classifier
-from genlab.metrics.quality import FeatureSet
 
 QUICK = ["trainer.max_epochs=1", "+trainer.limit_train_batches=3", "+trainer.limit_val_batches=2"]
 QUIET = ["callbacks.progress_bar=null", "+trainer.enable_model_summary=false"]
@@ -67,21 +66,26 @@ def iw_nll(model, loader, k: int, seed: int = 0) -> float:
     return total / count
 
 
-def sample_quality(model, real: FeatureSet, extractor, n: int, batch_size: int = 250) -> dict[str, float]:
-    """Domain-classifier FID of ``n`` samples against the held-out images, and their IS."""
-    generator = torch.Generator().manual_seed(0)
-    batches = (model.sample(min(batch_size, n - i), generator=generator) for i in range(0, n, batch_size))
-    fake = quality.extract(extractor, batches)
-    return {"fid": M.fid(real.features, fake.features), "is": M.inception_score(fake.logits)[0]}
+def sample_quality(model, ckpt: Path, extractor, n: int) -> dict[str, float]:
+    """Classifier FID of ``n`` samples against ``n`` training images, and their IS: what the
+    training callback and ``evaluate.py`` compute, through the same function."""
+    datamodule = instantiate(OmegaConf.create(load_run_config(ckpt)["data"]))
+    datamodule.setup("fit")
+    plan = quality.plan(model, datamodule, n, "train")
+    values, _ = quality.score(
+        model, plan, extractor, ["fid", "is"], quality.Protocol(), real_name="", image_size=datamodule.image_size
+    )
+    return {"fid": values[plan.key("fid", extractor.name, None)], "is": values[plan.key("is", extractor.name, None)]}
 
 
-def real_baseline(ckpt: Path, real: FeatureSet, extractor, n: int) -> dict[str, float]:
-    """The same numbers for ``n`` real training images in place of samples: what a perfect model
-    scores against this small held-out set (FID on 180 images is biased upwards)."""
+def real_baseline(ckpt: Path, extractor, n: int) -> dict[str, float]:
+    """The same numbers for the held-out real images in place of samples: what a model that drew
+    new digits from the true distribution would score (FID on few images is biased upwards)."""
     datamodule = instantiate(OmegaConf.create(load_run_config(ckpt)["data"]))
     datamodule.setup("fit")
     train_set = quality.extract(extractor, quality.real_batches(datamodule.train_set, n, 250))
-    return {"fid": M.fid(real.features, train_set.features), "is": M.inception_score(train_set.logits)[0]}
+    held_out = quality.extract(extractor, quality.real_batches(datamodule.val_set, len(datamodule.val_set), 250))
+    return {"fid": M.fid(train_set.features, held_out.features), "is": M.inception_score(held_out.logits)[0]}
 
 
 def fmt(value: float | None, spec: str = ".4g") -> str:
@@ -89,19 +93,22 @@ def fmt(value: float | None, spec: str = ".4g") -> str:
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="python -m genlab.bench autoencoders")
+    parser = argument_parser("autoencoders", __doc__)
     parser.add_argument("--quick", action="store_true", help="3 steps per model, k=10: checks the pipeline only")
     parser.add_argument("--iw-k", type=int, default=None, help="importance samples (default 1000; 10 with --quick)")
     parser.add_argument("--n-samples", type=int, default=None, help="samples for FID/IS (default 1000)")
     parser.add_argument("--out", type=Path, default=None, help="run directories (default: a temporary one)")
     parser.add_argument(
-        "--override", action="append", default=[], help="extra train.py override for all three runs, repeatable"
+        "--override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra train.py override for all three runs, repeatable",
     )
     parser.add_argument("--vae-ckpt", type=Path, help="score this VAE instead of training experiment=vae_digits")
     parser.add_argument("--vqvae-ckpt", type=Path, help="score this VQ-VAE instead of training vqvae_digits")
     parser.add_argument("--prior-ckpt", type=Path, help="score this prior instead of training vqvae_prior_digits")
     args = parser.parse_args(argv)
-    train.quiet_known_warnings()
     k = args.iw_k or (10 if args.quick else 1000)
     n_samples = args.n_samples or (16 if args.quick else 1000)
     out = args.out or Path(tempfile.mkdtemp(prefix="genlab-bench-ae-"))
@@ -121,11 +128,10 @@ def main(argv: list[str]) -> None:
     extractor = Classifier("digits")
     vae = load_model(vae_ckpt)
     loader = held_out(vae_ckpt)
-    real = quality.extract(extractor, (x for x, _ in loader))
     v = validate(vae, loader)
     v["iw_nll"] = iw_nll(vae, loader, k)
-    v.update({f"vae_{m}": x for m, x in sample_quality(vae, real, extractor, n_samples).items()})
-    baseline = real_baseline(vae_ckpt, real, extractor, n_samples)
+    v.update({f"vae_{m}": x for m, x in sample_quality(vae, vae_ckpt, extractor, n_samples).items()})
+    baseline = real_baseline(vae_ckpt, extractor, n_samples)
 
     prior = load_model(prior_ckpt)
     vqvae = load_model(vqvae_ckpt) if vqvae_ckpt is not None else prior.vqvae
@@ -135,7 +141,7 @@ def main(argv: list[str]) -> None:
     start = time.perf_counter()
     prior.sample(64, generator=torch.Generator().manual_seed(0))
     p["sample_s"] = time.perf_counter() - start
-    p.update(sample_quality(prior, quality.extract(extractor, (x for x, _ in loader)), extractor, n_samples))
+    p.update(sample_quality(prior, prior_ckpt, extractor, n_samples))
 
     images = len(loader.dataset)
     print(f"\nAutoencoders on held-out digits ({images} images, 32 px), {torch.get_num_threads()} threads")
@@ -160,6 +166,6 @@ def main(argv: list[str]) -> None:
     )
     print(
         f"\nFID/IS: {n_samples} samples on the shipped digits classifier ({extractor.dim}-d features), FID against "
-        f"the {images} held-out images; {n_samples} real training digits score FID {baseline['fid']:.2f}, "
+        f"{n_samples} training images; the {images} held-out real digits score FID {baseline['fid']:.2f}, "
         f"IS {baseline['is']:.2f} on the same protocol"
     )

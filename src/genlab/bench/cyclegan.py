@@ -34,6 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from genlab.bench import argument_parser
+
 # The authors' code (resnet_9blocks, batch 1) as timed on 2 idle cores of another machine "like ours",
 # quoted in the CycleGAN issue: (s/iteration low, high, peak RSS GiB).
 QUOTED = {128: (1.9, 2.1, 1.9), 256: (7.3, 8.5, 4.0)}
@@ -63,9 +65,7 @@ def build(size: int, n_train: int):
     from hydra.utils import instantiate
 
     from genlab.config import compose_train
-    from genlab.train import quiet_known_warnings
 
-    quiet_known_warnings()
     overrides = ["model=cyclegan", "model.generator.n_blocks=9", "data=shapes_unpaired", f"data.image_size={size}"]
     overrides += ["data.batch_size=1", f"data.n_train={n_train}", "data.n_val=1"]
     cfg = compose_train(overrides, output_dir=tempfile.mkdtemp(prefix="genlab-bench-"))
@@ -104,25 +104,48 @@ class PlainLoop:
             plain_step(self.model, batch["a"], batch["b"], self.opt_g, self.opt_d)
 
 
+# Their train.py's command line for the timed model: ``python train.py --dataroot D --name bench
+# --checkpoints_dir D --model cycle_gan --netG resnet_9blocks --gpu_ids -1`` (CPU, as genlab's loops).
+AUTHORS_FLAGS = {"--name": "bench", "--model": "cycle_gan", "--netG": "resnet_9blocks", "--gpu_ids": "-1"}
+
+
+def authors_options(scratch: str) -> argparse.Namespace:
+    """The options object their ``train.py`` would get for :data:`AUTHORS_FLAGS`, built by their own
+    ``TrainOptions().parse()`` of the checkout on ``sys.path``: every field their code reads, and every
+    field their parser derives after parsing (``gpu_ids`` as a list; ``device`` in checkouts since
+    2025), is set the way that checkout sets it. Flags their parser does not define are left out
+    (e.g. ``--gpu_ids`` where a checkout picks the device itself), and the device is then pinned to the
+    CPU. ``scratch`` receives their ``--dataroot`` (parsed, never read) and their options file."""
+    import contextlib
+    from unittest import mock
+
+    import torch
+    from options.train_options import TrainOptions  # theirs
+
+    probe = argparse.ArgumentParser()
+    TrainOptions().initialize(probe)  # the base + training options (model options come in parse())
+    defined = vars(probe.parse_known_args(["--dataroot", scratch])[0])
+    argv = ["train.py", "--dataroot", scratch, "--checkpoints_dir", scratch]
+    argv += [word for flag, value in AUTHORS_FLAGS.items() if flag[2:] in defined for word in (flag, value)]
+    with mock.patch.object(sys, "argv", argv), contextlib.redirect_stdout(sys.stderr):  # it prints the options
+        opt = TrainOptions().parse()
+    if hasattr(opt, "device"):
+        opt.device = torch.device("cpu")
+    return opt
+
+
 class AuthorsLoop:
     """The authors' own iteration (``CycleGANModel.set_input`` + ``optimize_parameters``) from a
-    checkout of junyanz/pytorch-CycleGAN-and-pix2pix, with the options of ``python train.py --model
-    cycle_gan --netG resnet_9blocks --gpu_ids -1``, on random images."""
+    checkout of junyanz/pytorch-CycleGAN-and-pix2pix, with the options their own parser builds for
+    :data:`AUTHORS_FLAGS` (:func:`authors_options`), on random images."""
 
     def __init__(self, size: int, repo: str):
-        import argparse
         import contextlib
         import importlib
 
         sys.path.insert(0, str(Path(repo).resolve()))  # their code is a folder of modules, not a package
         cycle_gan_model = importlib.import_module("models.cycle_gan_model")
-        opt = argparse.Namespace(
-            isTrain=True, gpu_ids=[], checkpoints_dir=tempfile.mkdtemp(prefix="genlab-bench-"), name="bench",
-            preprocess="resize_and_crop", input_nc=3, output_nc=3, ngf=64, ndf=64, netG="resnet_9blocks",
-            netD="basic", n_layers_D=3, norm="instance", no_dropout=True, init_type="normal", init_gain=0.02,
-            gan_mode="lsgan", pool_size=50, lr=2e-4, beta1=0.5, lambda_A=10.0, lambda_B=10.0,
-            lambda_identity=0.5, direction="AtoB",
-        )  # fmt: skip
+        opt = authors_options(tempfile.mkdtemp(prefix="genlab-bench-authors-"))
         with contextlib.redirect_stdout(sys.stderr):  # their code prints; our stdout carries the JSON
             self.model = cycle_gan_model.CycleGANModel(opt)
         self.size = size
@@ -229,7 +252,7 @@ def in_subprocess(*args: str):
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="python -m genlab.bench cyclegan")
+    parser = argument_parser("cyclegan", __doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256], help="crop sizes in px")
     parser.add_argument("--iters", type=int, default=10, help="timed iterations per loop")
     parser.add_argument("--warmup", type=int, default=2, help="untimed iterations first")
@@ -252,8 +275,11 @@ def main(argv: list[str]) -> None:
     elif args.worker == "memory":
         print(json.dumps(memory_worker(size, args.loops[0], precision, repo)))
     else:
-        if repo and not (Path(repo) / "models" / "cycle_gan_model.py").is_file():
-            raise SystemExit(f"--authors-code {repo}: no models/cycle_gan_model.py there")
+        needed = ("models/cycle_gan_model.py", "options/train_options.py")
+        if repo and not all((Path(repo) / name).is_file() for name in needed):
+            raise SystemExit(
+                f"--authors-code {repo}: not a pytorch-CycleGAN-and-pix2pix checkout (needs {', '.join(needed)})"
+            )
         compare(args, argv)
 
 

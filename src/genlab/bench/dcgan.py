@@ -7,7 +7,6 @@ same networks and losses, interleaved iteration by iteration) and sample quality
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 
@@ -16,6 +15,7 @@ import torch
 from hydra.utils import instantiate
 
 from genlab import train
+from genlab.bench import argument_parser
 from genlab.bench.interleave import Interleave, endless
 from genlab.config import compose_train
 
@@ -85,13 +85,14 @@ def class_coverage(ckpt: str, n: int) -> None:
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="python -m genlab.bench dcgan")
+    parser = argument_parser("dcgan", __doc__)
     parser.add_argument("--epochs", type=int, default=8, help="epochs of 25 iteration pairs")
     parser.add_argument("--samples-of", metavar="CKPT", help="instead: class coverage of a trained checkpoint")
     parser.add_argument("--n", type=int, default=1000, help="samples for --samples-of")
-    parser.add_argument("--override", action="append", default=[], help="train.py override, repeatable")
+    parser.add_argument(
+        "--override", action="append", default=[], metavar="KEY=VALUE", help="train.py override, repeatable"
+    )
     args = parser.parse_args(argv)
-    train.quiet_known_warnings()
     if args.samples_of:
         class_coverage(args.samples_of, args.n)
         return

@@ -12,12 +12,12 @@ preprocessing (torchmetrics' default antialiased resize vs our TF1-compatible on
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 
 import torch
 
+from genlab.bench import argument_parser
 from genlab.data.embedded import load_digits
 from genlab.metrics import functional as M
 from genlab.metrics import inception, quality
@@ -43,7 +43,7 @@ def fid_time(extractor, dataset: torch.Tensor, fake: torch.Tensor, n: int, cache
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="python -m genlab.bench metrics", description=__doc__)
+    parser = argument_parser("metrics", __doc__)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the command, numbers are noise")
     parser.add_argument("--images", type=int, default=64, help="images per Inception throughput row")
     parser.add_argument("--batch", type=int, default=32)

@@ -1,5 +1,5 @@
 from genlab.callbacks.images import ImagePreview
-from genlab.callbacks.metrics import SampleQuality
+from genlab.callbacks.metrics import BestCheckpoint, SampleQuality
 from genlab.callbacks.progress import ImagesSeen
 
-__all__ = ["ImagePreview", "ImagesSeen", "SampleQuality"]
+__all__ = ["BestCheckpoint", "ImagePreview", "ImagesSeen", "SampleQuality"]

@@ -7,8 +7,11 @@ from collections.abc import Mapping, Sequence
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import nn
 
+from genlab import surfaces
+from genlab.errors import ConfigError
 from genlab.metrics import extractors, quality
 
 
@@ -54,18 +57,16 @@ class SampleQuality(L.Callback):
             allow_few_samples=allow_few_samples,
         )
         self.extractor: nn.Module | None = None
+        self.plan: quality.Plan | None = None  # what is compared, fixed at setup
         self.disabled: str | None = None  # why this run gets no metrics (said once)
         self._last_step = -1
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         if stage != "fit" or self.extractor is not None or self.disabled:
             return
-        if not (callable(getattr(pl_module, "sample", None)) or quality.is_translator(pl_module)):
-            self.disable(
-                f"{type(pl_module).__name__} has neither sample(n) nor translate(x), so there is nothing to score"
-            )
+        if not (surfaces.can(pl_module, surfaces.Sampler) or surfaces.can(pl_module, surfaces.Translator)):
+            self.disable(f"nothing to score: {surfaces.describe(pl_module)}")
             return
-        self.split = self.split or quality.default_split(pl_module)
         try:
             self.extractor = (
                 extractors.for_data(self.extractor_config, trainer.datamodule)
@@ -84,19 +85,19 @@ class SampleQuality(L.Callback):
                 "a file) or use genlab.metrics.extractors.Inception"
             )
             return
-        dataset = getattr(trainer.datamodule, f"{self.split}_set", None)
-        if dataset is not None:  # a bad request fails now, not after the first epoch of training
-            try:
-                quality.check_request(self.metrics, *self.counts(pl_module, dataset), self.extractor, self.protocol)
-            except ValueError as err:
-                raise ValueError(
-                    f"callbacks.sample_quality: {err} (callbacks.sample_quality=null trains without these metrics)"
-                ) from err
+        # A bad request fails now, not after the first epoch of training (the data is set up by now).
+        where = "callbacks.sample_quality"
+        self.plan = quality.plan(pl_module, trainer.datamodule, self.n, self.split, self.direction, where)
+        try:
+            quality.check_request(self.metrics, self.plan.n, self.plan.n, self.extractor, self.protocol)
+        except ConfigError as err:
+            raise ConfigError(f"{where}: {err} ({where}=null trains without these metrics)") from err
 
-    def counts(self, pl_module, dataset) -> tuple[int, int]:
-        """(real, generated) images per evaluation."""
-        reference, source = quality.scored_sets(pl_module, dataset, self.direction)
-        return min(self.n, len(reference)), self.n if source is None else min(self.n, len(source))
+    def key(self, stat: str) -> str | None:
+        """The logged key of ``stat`` (``fid``, ``kid_std``, ...), None when this run logs no such number."""
+        if self.disabled or self.plan is None:
+            return None
+        return self.plan.key(stat, self.extractor.name)
 
     def disable(self, why: str) -> None:
         self.disabled = why
@@ -126,43 +127,51 @@ class SampleQuality(L.Callback):
     def evaluate(self, trainer, pl_module) -> dict[str, float]:
         """All ranks must call this together (feature gathering is a collective)."""
         self._last_step = trainer.global_step
-        rank, world = trainer.global_rank, trainer.world_size
         datamodule = trainer.datamodule
-        dataset = getattr(datamodule, f"{self.split}_set", None)
-        if dataset is None:
-            raise ValueError(
-                f"SampleQuality: the datamodule has no {self.split}_set; set callbacks.sample_quality.split"
-            )
-        reference, source = quality.scored_sets(pl_module, dataset, self.direction)
-        n_real, n_fake = self.counts(pl_module, dataset)
-        quality.check_request(self.metrics, n_real, n_fake, self.extractor, self.protocol)
-        split = self.split if source is None else f"{self.split}-{quality.DIRECTIONS[self.direction][1]}"
-        device = pl_module.device
-        self.extractor.to(device)  # here, not in setup: the strategy moves the model to its device after setup
-
-        image_size = getattr(datamodule, "image_size", 0)
-        path = self.cache.path(
-            quality.describe_dataset(datamodule, self.split), split, image_size, self.extractor, n_real
+        self.extractor.to(pl_module.device)  # here, not in setup: the strategy moves the model after setup
+        values, _ = quality.score(
+            pl_module,
+            self.plan,
+            self.extractor,
+            self.metrics,
+            self.protocol,
+            real_name=quality.describe_dataset(datamodule, self.plan.split),
+            image_size=getattr(datamodule, "image_size", 0),
+            cache=self.cache,
+            device=pl_module.device,
+            batch_size=self.batch_size,
+            seed=self.seed,
+            ranks=quality.Ranks.of(trainer),
+            stage="val",
         )
-        # Rank 0 decides hit or miss for everyone: ranks that disagreed would wait on each other forever.
-        hit = trainer.strategy.broadcast(path.is_file(), src=0)
-        if hit:
-            real = self.cache.load(path)
-        else:
-            batches = quality.real_batches(reference, n_real, self.batch_size, rank, world)
-            real = quality.extract(self.extractor, batches, device)
-            if trainer.is_global_zero:
-                self.cache.save(path, real)
+        return values
 
-        generator = torch.Generator(device=device).manual_seed(self.seed + rank)
-        fake_batches = quality.model_batches(
-            pl_module, source, n_fake, self.batch_size, generator, self.direction, rank, world
-        )
-        fake = quality.extract(self.extractor, fake_batches, device)
-        if len(fake) != n_fake or len(real) != n_real:  # a gather that lost a rank's share would bias everything
-            raise RuntimeError(
-                f"SampleQuality gathered {len(fake)}/{n_fake} fake and {len(real)}/{n_real} real features"
+
+class BestCheckpoint(ModelCheckpoint):
+    """``best_<stat>.ckpt``: the checkpoint with the best value of the run's headline number.
+
+    The key is not written in the config because it depends on the run: the SampleQuality
+    callback's key for ``stat`` (``val/fid1000[classifier]``, ``val/fid200_a2b[classifier]``, as
+    :mod:`genlab.metrics.keys` spells it) when the run scores samples, else the model's own
+    ``best_metric`` (a VQ-VAE: ``("val/nmse", "min")``). With neither, it warns and saves nothing.
+    """
+
+    def __init__(self, stat: str = "fid", mode: str = "min", **kwargs):
+        super().__init__(monitor=None, mode=mode, save_top_k=1, **kwargs)
+        self.stat = stat
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        scorer = next((c for c in trainer.callbacks if isinstance(c, SampleQuality)), None)
+        key = scorer.key(self.stat) if scorer is not None else None
+        if key is None and getattr(pl_module, "best_metric", None) is not None:
+            key, self.mode = pl_module.best_metric
+            self.kth_value = torch.tensor(torch.inf if self.mode == "min" else -torch.inf)  # as ModelCheckpoint sets it
+        if key is None:
+            warnings.warn(
+                f"BestCheckpoint: this run logs no '{self.stat}' (no sample-quality metrics) and "
+                f"{type(pl_module).__name__} names no best_metric; no best checkpoint is kept",
+                stacklevel=2,
             )
-        tag = "" if source is None else f"_{self.direction}"
-        values = quality.compute(self.metrics, real, fake, self.extractor.name, self.protocol, tag)
-        return {f"val/{k}": v for k, v in values.items()}
+            self.save_top_k = 0
+        self.monitor = key
+        super().setup(trainer, pl_module, stage)

@@ -6,8 +6,10 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from genlab.errors import UserError
 
-class DataError(RuntimeError):
+
+class DataError(UserError, RuntimeError):
     """Missing, empty or corrupt data. The message names the path and the fix."""
 
 
@@ -18,6 +20,8 @@ class ImageDataModule(L.LightningDataModule):
     ``(image, label)`` tuples (label -1 where a dataset has none).
     """
 
+    batches = "images"  # what the loaders give; models declare what they consume the same way
+
     def __init__(
         self,
         image_size: int = 32,
@@ -27,6 +31,14 @@ class ImageDataModule(L.LightningDataModule):
         val_batch_size: int | None = None,  # None = batch_size
     ):
         super().__init__()
+        # Caught here, before any model or logger exists, rather than by torch after the model summary.
+        require_int("batch_size", batch_size, 1, "images per training batch")
+        if val_batch_size is not None:
+            require_int("val_batch_size", val_batch_size, 1, "images per validation batch (or null: data.batch_size)")
+        require_int("num_workers", num_workers, 0, "loader worker processes (0: load in the training process)")
+        require_int("image_size", image_size, 1, "the image side in pixels")
+        if channels not in (1, 3):
+            raise ValueError(f"data.channels={channels!r} is not valid: 1 (grey) or 3 (RGB)")
         self.image_size = image_size
         self.channels = channels
         self.batch_size = batch_size
@@ -64,6 +76,12 @@ class ImageDataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, self.val_batch_size, train=False)
+
+
+def require_int(key: str, value, minimum: int, meaning: str) -> None:
+    """A ``data.<key>`` that must be an integer >= ``minimum``; the error names the key and what is valid."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"data.{key}={value!r} is not valid: {meaning} must be an integer >= {minimum}")
 
 
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

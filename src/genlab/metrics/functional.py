@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from genlab.errors import ConfigError
+
 
 def gaussian_stats(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and unbiased covariance (float64) of [N, D] features."""
@@ -128,9 +130,9 @@ def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3) -> tupl
 
 def check_fid(n: int, dim: int, allow_singular: bool = False) -> None:
     if n < 2:
-        raise ValueError(f"FID needs at least 2 samples per set, got {n}")
+        raise ConfigError(f"FID needs at least 2 samples per set, got {n}")
     if n <= dim and not allow_singular:
-        raise ValueError(
+        raise ConfigError(
             f"FID with n={n} samples of {dim}-dim features: the covariance is singular and the number is not "
             f"comparable to anything; use n > {dim} (the literature uses 50000 for Inception), or set "
             "allow_few_samples=true to compute it anyway"
@@ -139,13 +141,18 @@ def check_fid(n: int, dim: int, allow_singular: bool = False) -> None:
 
 def check_kid(n: int, subset_size: int) -> None:
     if subset_size < 2 or subset_size > n:
-        raise ValueError(f"KID subset size {subset_size} must be in [2, n={n}]; lower kid_subset_size")
+        raise ConfigError(f"KID subset size {subset_size} must be in [2, n={n}]; lower kid_subset_size")
 
 
 # ----------------------------------------------------------------------------- reconstruction
 def mse(recon: torch.Tensor, target: torch.Tensor) -> float:
     """Mean squared error of images in [-1, 1]."""
     return float(F.mse_loss(recon.double(), target.double()))
+
+
+def l1(recon: torch.Tensor, target: torch.Tensor) -> float:
+    """Mean absolute error of images in [-1, 1] (the restoration literature's L1)."""
+    return float((recon.double() - target.double()).abs().mean())
 
 
 def psnr(recon: torch.Tensor, target: torch.Tensor) -> float:

@@ -1,7 +1,9 @@
 """Sample-quality evaluation: features in, named numbers out; real-image features cached on disk.
 
 The protocol is written into every key: ``fid1000[classifier]`` is FID between 1000 generated
-images and up to 1000 real ones, on the ``classifier`` extractor's features.
+images and 1000 real ones, on the ``classifier`` extractor's features. :func:`plan` decides what is
+compared (before any image is made), :func:`score` makes, extracts and scores it; the training
+callback, ``evaluate.py`` and the benches all go through these two.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +20,10 @@ import torch
 from torch import nn
 from torchmetrics import Metric
 
+from genlab import surfaces
+from genlab.errors import ConfigError, UserError
 from genlab.metrics import functional as M
+from genlab.metrics import keys
 from genlab.metrics.inception import cache_dir
 
 METRICS = ("fid", "kid", "is", "pr")
@@ -95,7 +101,7 @@ def check_request(metrics: Iterable[str], n_real: int, n_fake: int, extractor: n
     metrics = list(metrics)
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
-        raise ValueError(f"unknown metric(s) {unknown}; choose from {list(METRICS)}")
+        raise ConfigError(f"unknown metric(s) {unknown}; choose from {list(METRICS)}")
     n = min(n_real, n_fake)
     if "fid" in metrics:
         M.check_fid(n, extractor.dim, protocol.allow_few_samples)
@@ -103,36 +109,41 @@ def check_request(metrics: Iterable[str], n_real: int, n_fake: int, extractor: n
         M.check_kid(n, protocol.subset_size(n))
     if "is" in metrics:
         if not extractor.has_logits:
-            raise ValueError(
+            raise ConfigError(
                 f"IS needs class logits, which the {extractor.name} extractor from {extractor.provenance} lacks; "
                 "use the standard torch-fidelity weights (inception_weights=standard downloads them once; or "
                 "inception_weights=PATH to a local copy), or drop 'is' from the metrics"
             )
         if n_fake < protocol.is_splits:
-            raise ValueError(f"IS over {protocol.is_splits} splits needs n >= {protocol.is_splits}, got {n_fake}")
+            raise ConfigError(f"IS over {protocol.is_splits} splits needs n >= {protocol.is_splits}, got {n_fake}")
     if "pr" in metrics and n <= protocol.pr_k:
-        raise ValueError(f"precision/recall with k={protocol.pr_k} needs n > {protocol.pr_k}, got {n}")
+        raise ConfigError(f"precision/recall with k={protocol.pr_k} needs n > {protocol.pr_k}, got {n}")
 
 
 def compute(
-    metrics: Iterable[str], real: FeatureSet, fake: FeatureSet, name: str, protocol: Protocol, tag: str = ""
+    metrics: Iterable[str],
+    real: FeatureSet,
+    fake: FeatureSet,
+    name: str,
+    protocol: Protocol,
+    plan: Plan,
+    stage: str | None = None,
 ) -> dict[str, float]:
-    """``{"fid{n}[name]": ..., "kid{n}[name]": ..., "kid{n}_std[name]": ..., ...}`` with n = len(fake)
-    followed by ``tag`` (translators: ``fid200_a2b[classifier]``)."""
-    n, out = f"{len(fake)}{tag}", {}  # n: the key's sample count (and direction)
+    """``{"fid{n}[name]": ..., "kid{n}[name]": ..., "kid{n}_std[name]": ..., ...}``, keys spelled by
+    :meth:`Plan.key` (``stage="val"`` prefixes ``val/``)."""
+    out = {}
     for metric in metrics:
         if metric == "fid":
-            out[f"fid{n}[{name}]"] = M.fid(real.features, fake.features)
+            values = (M.fid(real.features, fake.features),)
         elif metric == "kid":
             size = protocol.subset_size(min(len(real), len(fake)))
-            mean, std = M.kid(real.features, fake.features, protocol.kid_subsets, size, protocol.seed)
-            out[f"kid{n}[{name}]"], out[f"kid{n}_std[{name}]"] = mean, std
+            values = M.kid(real.features, fake.features, protocol.kid_subsets, size, protocol.seed)
         elif metric == "is":
-            out[f"is{n}[{name}]"], out[f"is{n}_std[{name}]"] = M.inception_score(fake.logits, protocol.is_splits)
-        elif metric == "pr":
-            out[f"precision{n}[{name}]"], out[f"recall{n}[{name}]"] = M.precision_recall(
-                real.features, fake.features, protocol.pr_k
-            )
+            values = M.inception_score(fake.logits, protocol.is_splits)
+        else:
+            values = M.precision_recall(real.features, fake.features, protocol.pr_k)
+        for stat, value in zip(keys.STATISTICS[metric], values, strict=True):
+            out[plan.key(stat, name, stage)] = value
     return out
 
 
@@ -159,15 +170,6 @@ class RealStatsCache:
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # atomic: a reader sees all or nothing
         torch.save({"features": stats.features, "logits": stats.logits}, tmp)
         os.replace(tmp, path)
-
-    def get(self, path: Path, compute_fn: Callable[[], FeatureSet]) -> tuple[FeatureSet, bool]:
-        """``(stats, hit)``: the cached stats, or ``compute_fn()`` saved for next time."""
-        stats = self.load(path)
-        if stats is not None:
-            return stats, True
-        stats = compute_fn()
-        self.save(path, stats)
-        return stats, False
 
 
 def describe_dataset(datamodule, split: str) -> str:
@@ -196,45 +198,134 @@ def real_batches(dataset, n: int, batch_size: int, rank: int = 0, world_size: in
         yield torch.stack([image_of(dataset[j]) for j in indices[i : i + batch_size]])
 
 
-def is_translator(model) -> bool:
-    return callable(getattr(model, "translate", None))
-
-
 def default_split(model) -> str:
     """Generators are compared with the training images (the distribution they learn); translators
     with the held-out target domain (the CycleGAN papers' test-set protocol)."""
-    return "val" if is_translator(model) else "train"
+    return "val" if surfaces.can(model, surfaces.Translator) else "train"
 
 
-def scored_sets(model, dataset, direction: str = "a2b"):
-    """``(reference, source)``: the real images the model's output is compared with, and the images a
-    translator translates (None for generators, which sample)."""
-    if not is_translator(model):
-        return dataset, None
-    if direction not in DIRECTIONS:
-        raise ValueError(f"direction={direction!r}: use 'a2b' or 'b2a'")
-    source, target = DIRECTIONS[direction]
-    if not hasattr(dataset, target):
-        raise ValueError(f"{type(model).__name__} needs two-domain data (an unpaired dataset with .a and .b)")
-    return getattr(dataset, target), getattr(dataset, source)
+@dataclass
+class Plan:
+    """What one sample-quality evaluation compares: ``n`` images from the model (samples, or
+    translations of the first ``n`` of ``source``) against the first ``n`` of ``reference``."""
+
+    reference: object  # dataset of real images
+    source: object | None  # translators: the dataset translated; None: the model samples
+    n: int
+    split: str  # the datamodule's split: train | val
+    direction: str | None = None  # translators only
+
+    @property
+    def label(self) -> str:
+        """The real images in cache keys and reports: ``train``, or ``val-b`` for a translator's target."""
+        return self.split if self.direction is None else f"{self.split}-{DIRECTIONS[self.direction][1]}"
+
+    def key(self, stat: str, extractor: str, stage: str | None = "val") -> str:
+        return keys.sample_key(stat, self.n, extractor, self.direction, stage)
+
+
+def plan(model, datamodule, n: int, split: str | None = None, direction: str = "a2b", where: str = "") -> Plan:
+    """Decide, before any image is made, what scoring ``model`` compares; ``where`` names the config
+    (``callbacks.sample_quality``) in messages. Asking for more images than the real set has scores
+    all of it, with a warning naming the count used: a key never claims a count that was not used."""
+    translator = surfaces.can(model, surfaces.Translator)
+    if not (translator or surfaces.can(model, surfaces.Sampler)):
+        raise surfaces.MissingSurface(
+            f"sample-quality metrics need a model that samples or translates. {surfaces.describe(model)}"
+        )
+    split = split or default_split(model)
+    dataset = getattr(datamodule, f"{split}_set", None)
+    if dataset is None:
+        raise UserError(f"{where or 'sample quality'}: the data has no {split!r} split; set {where}.split=train|val")
+    source = None
+    if translator:
+        if direction not in DIRECTIONS:
+            raise UserError(f"{where}.direction={direction!r}: use 'a2b' or 'b2a'")
+        source_domain, target_domain = DIRECTIONS[direction]
+        if not hasattr(dataset, target_domain):
+            raise UserError(
+                f"{type(model).__name__} is scored on two-domain data (translations of A against B), but "
+                f"{type(datamodule).__name__} has one domain; use data=shapes_unpaired, unpaired_folder or a CycleGAN set"
+            )
+        reference, source = getattr(dataset, target_domain), getattr(dataset, source_domain)
+    else:
+        reference, direction = dataset, None
+    result = Plan(reference, source, n, split, direction)
+    available = min(len(reference), len(source)) if source is not None else len(reference)
+    if available < n and source is None:  # translators: n caps the held-out images, as documented
+        warnings.warn(
+            f"{where or 'sample quality'}: n={n} asked, but the {result.label} split has {available} real images; "
+            f"scoring {available} against {available} (keys say {available})",
+            stacklevel=2,
+        )
+    result.n = min(n, available)
+    return result
+
+
+@dataclass
+class Ranks:
+    """This process's place in a DDP job (one process: rank 0 of 1) and how to share a value."""
+
+    rank: int = 0
+    world: int = 1
+    broadcast: Callable = lambda value: value  # rank 0's value on every rank
+
+    @classmethod
+    def of(cls, trainer) -> Ranks:
+        return cls(trainer.global_rank, trainer.world_size, lambda value: trainer.strategy.broadcast(value, src=0))
+
+
+def score(
+    model,
+    plan: Plan,
+    extractor: nn.Module,
+    metrics: Iterable[str],
+    protocol: Protocol,
+    *,
+    real_name: str,
+    image_size: int,
+    cache: RealStatsCache | None = None,
+    device: torch.device | str = "cpu",
+    batch_size: int = 250,
+    seed: int = 0,
+    ranks: Ranks | None = None,
+    stage: str | None = None,
+) -> tuple[dict[str, float], dict]:
+    """Make, extract and score the images ``plan`` describes; returns (values, report).
+
+    Under DDP every rank calls this together: each makes and extracts its share, torchmetrics
+    gathers the features, and every rank computes the same numbers. ``real_name`` identifies the
+    real images in the feature cache (:func:`describe_dataset`)."""
+    metrics = list(metrics)
+    ranks = ranks or Ranks()
+    check_request(metrics, plan.n, plan.n, extractor, protocol)
+    path = cache.path(real_name, plan.label, image_size, extractor, plan.n) if cache is not None else None
+    # Rank 0 decides hit or miss for everyone: ranks that disagreed would wait on each other forever.
+    hit = bool(ranks.broadcast(path is not None and path.is_file()))
+    if hit:
+        real = cache.load(path)
+    else:
+        real = extract(extractor, real_batches(plan.reference, plan.n, batch_size, ranks.rank, ranks.world), device)
+        if path is not None and ranks.rank == 0:
+            cache.save(path, real)
+    generator = torch.Generator(device=device).manual_seed(seed + ranks.rank)
+    fake = extract(extractor, model_batches(model, plan, batch_size, generator, ranks), device)
+    if len(fake) != plan.n or len(real) != plan.n:  # a gather that lost a rank's share would bias everything
+        raise RuntimeError(f"gathered {len(fake)}/{plan.n} fake and {len(real)}/{plan.n} real features")
+    values = compute(metrics, real, fake, extractor.name, protocol, plan, stage)
+    report = {"n_real": plan.n, "n_fake": plan.n, "real": f"{real_name} {plan.label}", "real_features_cached": hit}
+    return values, report
 
 
 def model_batches(
-    model,
-    source,
-    n: int,
-    batch_size: int,
-    generator: torch.Generator,
-    direction: str = "a2b",
-    rank: int = 0,
-    world_size: int = 1,
+    model, plan: Plan, batch_size: int, generator: torch.Generator, ranks: Ranks
 ) -> Iterable[torch.Tensor]:
-    """This rank's share of ``n`` images from the model: ``sample`` batches, or translations of the
-    first ``n`` images of ``source`` (the same split between ranks as :func:`real_batches`)."""
-    if source is not None:
-        for images in real_batches(source, n, batch_size, rank, world_size):
-            yield model.translate(images, direction)
+    """This rank's share of the plan's ``n`` images from the model: ``sample`` batches, or translations
+    of the first ``n`` images of the source (the same split between ranks as :func:`real_batches`)."""
+    if plan.source is not None:
+        for images in real_batches(plan.source, plan.n, batch_size, ranks.rank, ranks.world):
+            yield model.translate(images, plan.direction)
         return
-    share = len(range(rank, n, world_size))
+    share = len(range(ranks.rank, plan.n, ranks.world))
     for i in range(0, share, batch_size):
         yield model.sample(min(batch_size, share - i), generator=generator)

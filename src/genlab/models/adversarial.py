@@ -1,43 +1,84 @@
-"""The one thin base the adversarial families share: manual optimisation and an EMA generator."""
+"""The one thin base the adversarial families share: manual optimisation, counters that never reset,
+an EMA generator, fixed-noise previews and sampling."""
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
+from contextlib import contextmanager
 
 import lightning as L
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.utilities.data import extract_batch_size
 from torch import nn
+
+from genlab.models.ema import EMA
+
+
+@contextmanager
+def evaluating(module: nn.Module):
+    """Eval mode (dropout off, batch-norm statistics frozen) inside, the caller's mode afterwards."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
 
 
 class AdversarialModule(L.LightningModule):
     """Base for games of several players trained with Lightning manual optimisation.
 
-    Subclasses build ``self.generator`` and call :meth:`init_ema` once it exists; ``sample`` and
-    previews then use the exponential moving average of the generator weights when
-    ``ema_decay`` > 0 (Karras et al. 2018 evaluate that copy, and so do we).
+    Counts ``batches_seen`` and ``images_seen`` (all processes) over the whole run, in the
+    checkpoint: periodic work (``n_critic``, lazy regularisers) asks :meth:`every`, never
+    ``batch_idx``, which restarts each epoch. Generators of images from noise build
+    ``self.generator`` (with a ``latent_dim``) and call :meth:`init_generator`; ``sample``, the
+    fixed-noise ``previews`` and evaluation then use the EMA copy of G when one is configured
+    (Karras et al. 2018 evaluate that copy, and so do we). Families that do not sample set
+    ``sample = None``.
     """
 
-    def __init__(self, ema_decay: float = 0.0, grad_clip: float | None = None):
+    batches = "images"  # what training_step consumes: (image, label) batches
+    has_frozen_players = True  # each update freezes the other players: DDP must allow unused parameters
+
+    def __init__(
+        self,
+        ema_decay: float = 0.0,  # fixed β per G update; 0 = off (or use ema_kimg)
+        ema_kimg: float | None = None,  # EMA half-life in thousands of images; None = off
+        ema_rampup: float | None = None,  # with ema_kimg: half-life at most this × images seen
+        grad_clip: float | None = None,  # max global grad norm per update; None = no clipping
+    ):
         super().__init__()
+        if ema_decay and ema_kimg:
+            raise ValueError(f"set one of model.ema_decay={ema_decay} and model.ema_kimg={ema_kimg}, not both")
         self.automatic_optimization = False
-        self.ema_decay = ema_decay  # per optimizer step of G; 0 = no EMA copy
-        self.grad_clip = grad_clip  # max global grad norm per update; None = no clipping
-        self.generator_ema: nn.Module | None = None
+        self.ema_decay, self.ema_kimg, self.ema_rampup = ema_decay, ema_kimg, ema_rampup
+        self.grad_clip = grad_clip
+        self.generator_ema: EMA | None = None
+        self.register_buffer("batches_seen", torch.zeros((), dtype=torch.int64))
+        self.register_buffer("images_seen", torch.zeros((), dtype=torch.int64))
 
-    def init_ema(self) -> None:
-        if self.ema_decay > 0:
-            self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False).eval()
+    def init_generator(self, n_preview: int = 64) -> None:
+        """Call once ``self.generator`` exists: its EMA copy (if configured) and the preview noise."""
+        if self.ema_kimg:
+            self.generator_ema = EMA(self.generator, ema_kimg=self.ema_kimg, ramp=self.ema_rampup)
+        elif self.ema_decay > 0:
+            self.generator_ema = EMA(self.generator, decay=self.ema_decay)
+        self.register_buffer("fixed_z", torch.randn(n_preview, self.generator.latent_dim))
 
-    @torch.no_grad()
-    def update_ema(self) -> None:
-        if self.generator_ema is None:
-            return
-        for p_ema, p in zip(self.generator_ema.parameters(), self.generator.parameters(), strict=True):
-            p_ema.lerp_(p, 1.0 - self.ema_decay)
-        for b_ema, b in zip(self.generator_ema.buffers(), self.generator.buffers(), strict=True):
-            b_ema.copy_(b)
+    def every(self, interval: int) -> bool:
+        """Whether this batch is the interval-th, 2·interval-th, ... of the run (counting from 1)."""
+        return (int(self.batches_seen) + 1) % interval == 0
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        self.batches_seen += 1
+        self.images_seen += extract_batch_size(batch) * self.trainer.world_size
+
+    def update_ema(self, batch_size: int) -> None:
+        """After a G step on ``batch_size`` images per process."""
+        if self.generator_ema is not None:
+            world = self.trainer.world_size
+            self.generator_ema.update(self.generator, batch_size * world, int(self.images_seen))
 
     @property
     def sampler(self) -> nn.Module:
@@ -57,3 +98,19 @@ class AdversarialModule(L.LightningModule):
     def build_optimizer(config: Mapping, params) -> torch.optim.Optimizer:
         """Optimizers are ``_partial_`` factories in the config (``optimizer_g``, ``optimizer_d``)."""
         return instantiate(config)(params)
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        """Images in [-1, 1] from latents ``z``, by the sampling generator in eval mode."""
+        with evaluating(self.sampler) as sampler:
+            return sampler(z)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n images in [-1, 1] from z ~ N(0, I) (EMA weights when enabled)."""
+        z = torch.randn(n, self.generator.latent_dim, device=self.device, generator=generator)
+        return self.generate(z)
+
+    @torch.no_grad()
+    def previews(self, batch) -> dict[str, tuple[torch.Tensor, int]]:
+        return {"samples": (self.generate(self.fixed_z), 8)}

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from contextlib import contextmanager
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from hydra.utils import get_method, instantiate
+from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_warn
-from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
+from genlab import losses
 from genlab.logs import writes_this_step
-from genlab.models.adversarial import AdversarialModule
+from genlab.metrics import paired
+from genlab.models.adversarial import AdversarialModule, evaluating
 
 
 class ImagePool:
@@ -83,13 +83,16 @@ class CycleGAN(AdversarialModule):
         n_epochs_decay: int = 100,  # epochs of linear decay to 0 after those
         grad_clip: float | None = None,
     ):
-        super().__init__(ema_decay=0.0, grad_clip=grad_clip)
+        super().__init__(grad_clip=grad_clip)
         self.save_hyperparameters()
         self.g_a, self.g_b = instantiate(generator), instantiate(generator)
         self.d_a, self.d_b = instantiate(discriminator), instantiate(discriminator)
-        self.d_loss = get_method(loss["d"])
-        self.g_loss = get_method(loss["g"])
+        self.d_loss = instantiate(loss["d"])
+        self.g_loss = instantiate(loss["g"])
         self.pool_a, self.pool_b = ImagePool(pool_size), ImagePool(pool_size)  # fake_a and fake_b history
+
+    batches = "domains"  # {"a": ..., "b": ...} batches of two unpaired domains
+    sample = None  # translates; draws no images from noise
 
     def configure_optimizers(self):
         # One optimizer per side, over both networks of that side, as in the reference code; Adam is
@@ -124,12 +127,12 @@ class CycleGAN(AdversarialModule):
         terms = {
             "loss_g_adv_a": self.g_loss(self.d_a(fake_b)),
             "loss_g_adv_b": self.g_loss(self.d_b(fake_a)),
-            "loss_cycle_a": F.l1_loss(rec_a, real_a) * lambda_cycle,
-            "loss_cycle_b": F.l1_loss(rec_b, real_b) * lambda_cycle,
+            "loss_cycle_a": losses.cycle_loss(rec_a, real_a) * lambda_cycle,
+            "loss_cycle_b": losses.cycle_loss(rec_b, real_b) * lambda_cycle,
         }
-        if lambda_idt > 0:  # a generator fed an image of its own target domain should leave it alone
-            terms["loss_idt_a"] = F.l1_loss(self.g_a(real_b), real_b) * lambda_idt
-            terms["loss_idt_b"] = F.l1_loss(self.g_b(real_a), real_a) * lambda_idt
+        if lambda_idt > 0:
+            terms["loss_idt_a"] = losses.identity_loss(self.g_a(real_b), real_b) * lambda_idt
+            terms["loss_idt_b"] = losses.identity_loss(self.g_b(real_a), real_a) * lambda_idt
         return terms, fake_a, fake_b
 
     def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
@@ -158,15 +161,8 @@ class CycleGAN(AdversarialModule):
         if "b_true" not in batch:
             return
         fake_b = self.g_a(batch["a"])
-        # The metrics in fp32 whatever the training precision: under CPU bf16 autocast SSIM's
-        # convolutions would otherwise run in bfloat16 (3 significant digits).
-        with torch.autocast(self.device.type, enabled=False):
-            fake_b, b_true = fake_b.float() * 0.5 + 0.5, batch["b_true"] * 0.5 + 0.5
-            metrics = {
-                "val/psnr_a2b": peak_signal_noise_ratio(fake_b, b_true, data_range=1.0, dim=(1, 2, 3)),  # per image
-                "val/ssim_a2b": structural_similarity_index_measure(fake_b, b_true, data_range=1.0),
-            }
-        self.log_dict(metrics, batch_size=len(fake_b), sync_dist=True)
+        metrics = paired.scores(fake_b, batch["b_true"], ("psnr", "ssim"), tag="_a2b")
+        self.log_dict({f"val/{k}": v for k, v in metrics.items()}, batch_size=len(fake_b), sync_dist=True)
 
     @torch.no_grad()
     def translate(self, x: torch.Tensor, direction: str = "a2b") -> torch.Tensor:
@@ -198,14 +194,3 @@ class CycleGAN(AdversarialModule):
                 fake = forward(real)
                 grids[name] = (torch.stack([real, fake, backward(fake)], dim=1).flatten(0, 1), 3)
         return grids
-
-
-@contextmanager
-def evaluating(module: torch.nn.Module):
-    """Eval mode (dropout off, batch-norm statistics frozen) inside, the caller's mode afterwards."""
-    was_training = module.training
-    module.eval()
-    try:
-        yield module
-    finally:
-        module.train(was_training)

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-from hydra.utils import get_method, instantiate
+from hydra.utils import instantiate
 
 from genlab import losses
 from genlab.logs import writes_this_step
@@ -28,7 +28,9 @@ class GAN(AdversarialModule):
         + λ_gp · E[(‖∇_x̂ D(x̂)‖₂ − 1)²]     (WGAN-GP, Gulrajani et al. 2017; lambda_gp=0: off)
         + γ/2 · E_x[‖∇_x D(x)‖²]           (R1, Mescheder et al. 2018; r1_gamma=0: off)
 
-    D takes ``n_critic`` steps (one per batch) for every G step.
+    D takes ``n_critic`` steps (one per batch) for every G step, counted over the whole run. With
+    ``ema_kimg`` (half-life in kimg, optional ``ema_rampup``) or ``ema_decay`` (β per G step),
+    samples come from an exponential moving average of G (:class:`genlab.models.ema.EMA`).
     """
 
     def __init__(
@@ -41,19 +43,20 @@ class GAN(AdversarialModule):
         n_critic: int = 1,  # D steps per G step
         lambda_gp: float = 0.0,  # WGAN-GP weight; 0 = off
         r1_gamma: float = 0.0,  # R1 weight γ (applied as γ/2); 0 = off
-        ema_decay: float = 0.0,  # EMA of G per G step; 0 = off
-        grad_clip: float | None = None,
+        ema_decay: float = 0.0,  # EMA of G: fixed β per G step; 0 = off
+        ema_kimg: float | None = None,  # EMA of G: half-life in kimg; None = off
+        ema_rampup: float | None = None,  # with ema_kimg: half-life at most this × images seen
+        grad_clip: float | None = None,  # max global grad norm per update; None = off
         n_preview: int = 64,  # fixed-noise samples in each preview grid
     ):
-        super().__init__(ema_decay=ema_decay, grad_clip=grad_clip)
+        super().__init__(ema_decay=ema_decay, ema_kimg=ema_kimg, ema_rampup=ema_rampup, grad_clip=grad_clip)
         self.save_hyperparameters()
         self.generator = instantiate(generator)
         self.discriminator = instantiate(discriminator)
-        self.init_ema()
-        self.d_loss = get_method(loss["d"])
-        self.g_loss = get_method(loss["g"])
+        self.init_generator(n_preview)
+        self.d_loss = instantiate(loss["d"])
+        self.g_loss = instantiate(loss["g"])
         self.d_is_probability = bool(loss.get("probability", False))
-        self.register_buffer("fixed_z", torch.randn(n_preview, self.generator.latent_dim))
 
     def configure_optimizers(self):
         return (
@@ -83,11 +86,11 @@ class GAN(AdversarialModule):
                 terms["r1"] = r1.detach()
             self.update(opt_d, loss_d)
 
-        if (batch_idx + 1) % self.hparams.n_critic == 0:
+        if self.every(self.hparams.n_critic):
             with self.toggled_optimizer(opt_g):
                 loss_g = self.g_loss(self.discriminator(fake))
                 self.update(opt_g, loss_g)
-            self.update_ema()
+            self.update_ema(real.shape[0])
             terms["loss_g"] = loss_g.detach()
 
         if writes_this_step(self.trainer):
@@ -95,22 +98,3 @@ class GAN(AdversarialModule):
             terms["d_real"] = to_output(logits_real.detach()).mean()
             terms["d_fake"] = to_output(logits_fake.detach()).mean()
             self.log_dict({f"train/{k}": v for k, v in terms.items()})
-
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n images in [-1, 1] from z ~ N(0, I) (EMA weights when enabled)."""
-        z = torch.randn(n, self.generator.latent_dim, device=self.device, generator=generator)
-        return self._generate(z)
-
-    @torch.no_grad()
-    def previews(self, batch) -> dict[str, tuple[torch.Tensor, int]]:
-        return {"samples": (self._generate(self.fixed_z), 8)}
-
-    def _generate(self, z: torch.Tensor) -> torch.Tensor:
-        sampler = self.sampler
-        was_training = sampler.training
-        sampler.eval()
-        try:
-            return sampler(z)
-        finally:
-            sampler.train(was_training)

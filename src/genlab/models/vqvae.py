@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 
 from genlab.logs import writes_this_step
+from genlab.metrics import paired
 
 
 class VQVAE(L.LightningModule):
@@ -32,6 +33,8 @@ class VQVAE(L.LightningModule):
     peak 1), ``val/perplexity`` = exp(entropy of the code histogram) and ``val/code_usage`` = the
     fraction of the K codes used at least once.
     """
+
+    best_metric = ("val/nmse", "min")  # what callbacks=metrics' best checkpoint keeps (no samples to score)
 
     def __init__(
         self,
@@ -99,15 +102,11 @@ class VQVAE(L.LightningModule):
         x = batch[0]
         recon, indices, _ = self(x)
         squared = (recon - x).pow(2)
-        per_image = squared.flatten(1).mean(dim=1)
         self._stats[: self.num_codes] += torch.bincount(indices.flatten(), minlength=self.num_codes)
         sums = [squared.sum(), x.sum(), x.pow(2).sum(), torch.tensor(float(x.numel()), device=x.device)]
         self._stats[self.num_codes :] += torch.stack(sums).double()
-        self.log_dict(
-            {"val/mse": per_image.mean(), "val/psnr": psnr(per_image).mean()},
-            batch_size=x.shape[0],
-            sync_dist=True,
-        )
+        scores = paired.scores(recon, x, ("mse", "psnr"))
+        self.log_dict({f"val/{k}": v for k, v in scores.items()}, batch_size=x.shape[0], sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:
         stats = self.trainer.strategy.reduce(self._stats, reduce_op="sum")
@@ -149,8 +148,3 @@ def perplexity(counts: torch.Tensor) -> torch.Tensor:
     """exp(H(p)) of the code histogram p = counts / Σ counts: K when all K codes are used equally."""
     p = counts.double() / counts.sum()
     return torch.exp(-(p * torch.log(p.clamp_min(1e-30))).sum())
-
-
-def psnr(mse: torch.Tensor, peak_to_peak: float = 2.0) -> torch.Tensor:
-    """10 log10(range² / MSE) in dB for images in [-1, 1] (range 2)."""
-    return 10 * torch.log10(peak_to_peak**2 / mse.clamp_min(1e-12))

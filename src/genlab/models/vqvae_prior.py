@@ -13,6 +13,7 @@ from hydra.utils import get_class, instantiate
 
 from genlab.checkpoint import MODEL_CLASS_KEY, read_checkpoint
 from genlab.logs import writes_this_step
+from genlab.models.adversarial import evaluating
 
 
 class VQVAEPrior(L.LightningModule):
@@ -107,29 +108,22 @@ class VQVAEPrior(L.LightningModule):
         top_k = self.hparams.top_k if top_k is None else top_k
         if temperature <= 0 or (top_k is not None and top_k < 1):
             raise ValueError(f"need temperature > 0 and top_k >= 1 (or None), got {temperature}, {top_k}")
-        was_training = self.transformer.training
-        self.transformer.eval()
         cache, token, codes = self.transformer.new_cache(), None, []
-        for _ in range(self.transformer.seq_len):
-            logits = self.transformer.step(token, cache, n) / temperature
-            if top_k is not None and top_k < logits.shape[-1]:
-                kth = logits.topk(top_k, dim=-1).values[:, -1:]
-                logits = logits.masked_fill(logits < kth, float("-inf"))
-            token = torch.multinomial(logits.softmax(dim=-1), 1, generator=generator)[:, 0]
-            codes.append(token)
-        self.transformer.train(was_training)
+        with evaluating(self.transformer):
+            for _ in range(self.transformer.seq_len):
+                logits = self.transformer.step(token, cache, n) / temperature
+                if top_k is not None and top_k < logits.shape[-1]:
+                    kth = logits.topk(top_k, dim=-1).values[:, -1:]
+                    logits = logits.masked_fill(logits < kth, float("-inf"))
+                token = torch.multinomial(logits.softmax(dim=-1), 1, generator=generator)[:, 0]
+                codes.append(token)
         return torch.stack(codes, dim=1).view(n, *self.vqvae.code_shape)
 
     @torch.no_grad()
-    def sample(
-        self,
-        n: int,
-        generator: torch.Generator | None = None,
-        temperature: float | None = None,
-        top_k: int | None = None,
-    ) -> torch.Tensor:
-        """n new images in [-1, 1]: codes from the prior, decoded by the VQ-VAE."""
-        return self.vqvae.decode(self.sample_codes(n, generator, temperature, top_k))
+    def sample(self, n: int, generator: torch.Generator | None = None, **options) -> torch.Tensor:
+        """n new images in [-1, 1]: codes from the prior (``temperature``, ``top_k``: see
+        :meth:`sample_codes`), decoded by the VQ-VAE."""
+        return self.vqvae.decode(self.sample_codes(n, generator, **options))
 
     @torch.no_grad()
     def previews(self, batch) -> dict[str, tuple[torch.Tensor, int]]:

@@ -16,6 +16,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from genlab import losses
+
 
 class Residual(nn.Module):
     def __init__(self, hidden: int, residual_hidden: int):
@@ -156,12 +158,12 @@ class Quantizer(nn.Module):
             self.update_codebook(z_flat.detach(), flat_indices, counts)
         terms = {
             "codebook": self.codebook_loss(z_e, z_q),
-            "commitment": F.mse_loss(z_e, z_q.detach()),
+            "commitment": losses.vq_commitment_loss(z_e, z_q),
         }
         return z_e + (z_q - z_e).detach(), indices, terms
 
     def codebook_loss(self, z_e: torch.Tensor, z_q: torch.Tensor) -> torch.Tensor:
-        return F.mse_loss(z_q, z_e.detach())
+        return losses.vq_codebook_loss(z_e, z_q)
 
     def update_codebook(self, z_flat: torch.Tensor, indices: torch.Tensor, counts: torch.Tensor) -> None:
         """Non-gradient codebook updates (the EMA variant); here the optimizer moves the codes."""
