@@ -450,6 +450,10 @@ class Generator(nn.Module):
     ) -> Tensor:
         return self.synthesis(self.mapping(z, truncation_psi, truncation_cutoff), noise_mode)
 
+    @property
+    def latent_dim(self) -> int:  # what genlab's samplers draw z for
+        return self.z_dim
+
     def mapping_with_mixing(self, z: Tensor, mixing_prob: float) -> Tensor:
         """ws of z, where with probability ``mixing_prob`` ws[:, cutoff:] come from a second random z."""
         ws = self.mapping(z)
