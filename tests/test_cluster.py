@@ -90,6 +90,10 @@ LAUNCHERS = {
 }
 
 
+def test_every_launcher_preset_is_tested_below():
+    assert sorted(LAUNCHERS) == sorted(p.stem for p in (config_dir() / "hydra" / "launcher").glob("*.yaml"))
+
+
 @pytest.mark.parametrize("preset", sorted(LAUNCHERS))
 def test_launcher_presets_compose_with_the_optuna_sweep(preset, tmp_path):
     pytest.importorskip(LAUNCHERS[preset].rsplit(".", 2)[0])

@@ -142,6 +142,8 @@ def test_run_is_finished_so_the_next_run_in_this_process_gets_its_own(dcgan):
                 "model.generator.n_blocks=1",
                 "model.discriminator.ndf=8",
                 "model.discriminator.n_layers=2",
+                "model.n_epochs=1",
+                "model.n_epochs_decay=0",
             ],
             {"images/a2b", "images/b2a"},
         ),
