@@ -366,6 +366,7 @@ def test_diffaugment_keeps_shape_is_differentiable_and_random_per_sample():
     assert not torch.allclose(out[0], out[1])  # each sample draws its own parameters
     out.square().sum().backward()
     assert x.grad.isfinite().all() and x.grad.abs().sum() > 0
+    assert augment.AdaptiveAugment(p_init=0.5)(x.detach().bfloat16()).dtype == torch.bfloat16
 
 
 def test_diffaugment_colour_draws_per_sample_factors_in_range():

@@ -71,28 +71,29 @@ class DiffAugment(nn.Module):
             raise ValueError(f"expected images [N, C, H, W], got {tuple(x.shape)}")
         n, _, h, w = x.shape
 
-        def uniform(*shape: int) -> Tensor:
-            return torch.rand(n, *shape, device=x.device, dtype=x.dtype)
+        def uniform(*shape: int) -> Tensor:  # float32 even for low-precision images: integer draws stay uniform
+            return torch.rand(n, *shape, device=x.device)
 
         def chosen() -> Tensor:  # which samples an op applies to, each with probability p
             return torch.rand(n, 1, 1, 1, device=x.device) < self.p
 
         if "color" in self.policy:
-            x = torch.where(chosen(), x + uniform(1, 1, 1) - 0.5, x)
+            x = torch.where(chosen(), x + (uniform(1, 1, 1) - 0.5).to(x.dtype), x)
             mean = x.mean(dim=1, keepdim=True)
-            x = torch.where(chosen(), (x - mean) * (uniform(1, 1, 1) * 2) + mean, x)
+            x = torch.where(chosen(), (x - mean) * (uniform(1, 1, 1) * 2).to(x.dtype) + mean, x)
             mean = x.mean(dim=(1, 2, 3), keepdim=True)
-            x = torch.where(chosen(), (x - mean) * (uniform(1, 1, 1) + 0.5) + mean, x)
+            x = torch.where(chosen(), (x - mean) * (uniform(1, 1, 1) + 0.5).to(x.dtype) + mean, x)
         if "translation" in self.policy:
-            limit = x.new_tensor([int(h * self.translation_ratio + 0.5), int(w * self.translation_ratio + 0.5)])
+            limit = [int(h * self.translation_ratio + 0.5), int(w * self.translation_ratio + 0.5)]
+            limit = torch.tensor(limit, device=x.device)
             shift = (uniform(2) * (2 * limit + 1)).floor() - limit  # integers uniform in [-limit, limit]
             x = translate(x, (shift * chosen().view(n, 1)).long())
         if "cutout" in self.policy:
             size = (int(h * self.cutout_ratio + 0.5), int(w * self.cutout_ratio + 0.5))
             # DiffAugment's centres: [0, H) for odd sizes, [0, H] for even ones; the box is clipped
-            centres = x.new_tensor([h + 1 - size[0] % 2, w + 1 - size[1] % 2])
-            top_left = (uniform(2) * centres).floor() - x.new_tensor([size[0] // 2, size[1] // 2])
-            x = torch.where(chosen(), cut_out(x, top_left.long(), size), x)
+            centres = torch.tensor([h + 1 - size[0] % 2, w + 1 - size[1] % 2], device=x.device)
+            top_left = (uniform(2) * centres).long() - torch.tensor([size[0] // 2, size[1] // 2], device=x.device)
+            x = torch.where(chosen(), cut_out(x, top_left, size), x)
         return x
 
     def adjust(self, sign_mean: Tensor | float, batch_size: int) -> None:
