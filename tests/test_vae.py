@@ -168,7 +168,8 @@ def test_active_units_are_the_same_number_on_one_or_two_processes(tmp_path):
     from genlab.checkpoint import load_model, load_run_config
     from tests.conftest import train_ddp_on_cpu
 
-    train_ddp_on_cpu(tmp_path, "model=vae", "data.batch_size=16", "callbacks.sample_quality=null", batches=1)
+    overrides = ["model=vae", "data.batch_size=16", "callbacks.sample_quality=null", "model.active_threshold=1e-4"]
+    train_ddp_on_cpu(tmp_path, *overrides, batches=1)  # a low threshold: units after one step count
     rows = list(csv.DictReader((tmp_path / "csv" / "metrics.csv").open()))
     two = float(next(row["val/active_units"] for row in rows if row.get("val/active_units")))
     ckpt = tmp_path / "checkpoints" / "last.ckpt"
