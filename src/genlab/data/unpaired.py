@@ -98,6 +98,8 @@ def download_and_unzip(url: str, path: Path) -> None:
 class UnpairedFolderDataModule(ImageDataModule):
     """``path/{trainA,trainB,testA,testB}`` image folders; the test folders are the validation set."""
 
+    single_domain = False
+
     def __init__(
         self,
         path: str,
@@ -168,6 +170,8 @@ class ShapesUnpairedDataModule(ImageDataModule):
     drawn from the same distribution (:func:`genlab.data.embedded.sample_shape_params`). Training
     draws A and B independently. The validation split renders, for every A circle, the square with
     the same parameters as ``b_true``: the exact answer of A→B, so PSNR/SSIM measure translation."""
+
+    single_domain = False
 
     domain_classifier = "shapes"  # the shipped metrics classifier of these images
 
