@@ -238,6 +238,18 @@ def test_blur_kernels():
         D.GaussianBlur(sigma=5.0, kernel_size=21)
 
 
+def test_blur_is_a_true_convolution():
+    """An impulse blurs into the kernel itself, not its mirror: the deconvolution baselines assume it."""
+    kernel = torch.zeros(5, 5)
+    kernel[1, 3], kernel[2, 2], kernel[4, 0] = 0.5, 0.3, 0.2  # no symmetry at all
+    impulse = torch.zeros(2, 15, 17)
+    impulse[:, 7, 8] = 1
+    blurred = D.convolve(impulse, kernel)
+    assert blurred.shape == impulse.shape
+    assert torch.allclose(blurred[:, 5:10, 6:11], kernel.expand(2, 5, 5), atol=1e-6)
+    assert blurred.sum().item() == pytest.approx(2.0, abs=1e-5)
+
+
 class Recorder(D.Degradation):
     """Adds its tag to the image so a chain's order shows in the output."""
 
