@@ -365,15 +365,16 @@ class Chain(Degradation):
         self.steps, self.p, self.shuffle = steps, p, shuffle
 
     def __call__(self, clean, generator):
+        optional = [i for i, s in enumerate(self.steps) if s.scale == 1]
+        chosen = {i for i in optional if torch.rand((), generator=generator).item() < self.p}
+        if optional and not chosen:  # never the clean image itself
+            chosen.add(optional[randint(generator, 0, len(optional) - 1)])
+        chosen |= {i for i, s in enumerate(self.steps) if s.scale > 1}
         n = len(self.steps)
-        chosen = [s.scale > 1 or torch.rand((), generator=generator).item() < self.p for s in self.steps]
-        if not any(s.scale == 1 and c for s, c in zip(self.steps, chosen)) and any(s.scale == 1 for s in self.steps):
-            same_size = [i for i, s in enumerate(self.steps) if s.scale == 1]
-            chosen[same_size[randint(generator, 0, len(same_size) - 1)]] = True
         order = torch.randperm(n, generator=generator).tolist() if self.shuffle else list(range(n))
         y = clean
         for i in order:
-            if chosen[i]:
+            if i in chosen:
                 y = self.steps[i](y, generator)["degraded"]
         return {"degraded": y}
 
