@@ -22,6 +22,16 @@ def upsample_bicubic(y: torch.Tensor, scale: int) -> torch.Tensor:
     return y if scale == 1 else F.interpolate(y, scale_factor=scale, mode="bicubic", align_corners=False)
 
 
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """x [N, C, H, W] padded at the bottom and right to multiples of ``multiple``: by reflection (no new
+    edge for the network to see), by replication where the image is too small to reflect."""
+    pad_h, pad_w = -x.shape[-2] % multiple, -x.shape[-1] % multiple
+    if not (pad_h or pad_w):
+        return x
+    mode = "reflect" if pad_h < x.shape[-2] and pad_w < x.shape[-1] else "replicate"
+    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+
+
 def icnr_(conv: nn.Conv2d, factor: int) -> None:
     """ICNR init (Aitken et al. 2017, arXiv:1707.02937): the ``factor``² sub-pixel filters of each
     output channel start equal, so conv + PixelShuffle starts as nearest upsampling of a random
