@@ -8,8 +8,9 @@ name (any image extension). An inpainting checkpoint refuses to run without mask
 masks; super-resolution writes images ``scale`` times larger.
 
 Above ``tile_pixels`` input pixels an image is restored in square tiles that overlap by ``overlap``
-pixels, blended with linear ramps across each overlap: memory stays bounded and seams vanish where
-the overlap exceeds the network's receptive field. Known pixels are put back exactly afterwards.
+pixels, blended with linear ramps across the middle of each overlap: memory stays bounded, and the
+result is the untiled one wherever the network's receptive radius is at most overlap/4 (smoothly
+blended beyond). Known pixels are put back exactly afterwards.
 """
 
 from __future__ import annotations
@@ -42,15 +43,18 @@ def tile_starts(length: int, tile: int, stride: int) -> list[int]:
 
 
 def ramp(length: int, overlap: int, first: bool, last: bool) -> torch.Tensor:
-    """Blending weights along one side of a tile: rising linearly over ``overlap`` px at an inner edge,
-    1 at the image's own edges (``first``/``last``) and inside."""
+    """Blending weights along one side of a tile. At an inner edge: 0 over the outer quarter of the
+    overlap (pixels whose context the tile cut off), rising linearly over its middle half, 1 beyond;
+    1 at the image's own edges (``first``/``last``). Where the network's receptive radius is at most
+    overlap/4, every weighted pixel saw its whole context, and tiling changes nothing."""
+    margin = overlap // 4
+    rise = torch.arange(1, overlap - 2 * margin + 1, dtype=torch.float32) / (overlap - 2 * margin + 1)
+    edge = torch.cat([torch.zeros(margin), rise])[:length]
     weight = torch.ones(length)
-    steps = torch.arange(1, overlap + 1, dtype=torch.float32) / (overlap + 1)
-    n = min(overlap, length)
     if not first:
-        weight[:n] = torch.minimum(weight[:n], steps[:n])
+        weight[: len(edge)] = torch.minimum(weight[: len(edge)], edge)
     if not last:
-        weight[length - n :] = torch.minimum(weight[length - n :], steps[:n].flip(0))
+        weight[length - len(edge) :] = torch.minimum(weight[length - len(edge) :], edge.flip(0))
     return weight
 
 

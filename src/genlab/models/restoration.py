@@ -107,6 +107,11 @@ class Restoration(AdversarialModule):
         out = self.generator(y, mask)
         return out if isinstance(out, list) else [out]
 
+    def pixel_term(self, estimates: list[torch.Tensor], clean: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """L_pix of the last estimate, or (``every_step``) its mean over all T estimates."""
+        supervised = estimates if self.hparams.every_step else estimates[-1:]
+        return sum(self.pixel_loss(e, clean, mask) for e in supervised) / len(supervised)
+
     def features(self, output: torch.Tensor, clean: torch.Tensor) -> tuple[list, list, torch.Tensor | None]:
         """(φ(f(y)), φ(x), D's logits of f(y) or None) for the generator's turn."""
         logits_fake = None
@@ -128,9 +133,8 @@ class Restoration(AdversarialModule):
 
         with self.toggled_optimizer(opt_f):  # D frozen: the adversarial and feature terms flow through it
             estimates = self.estimates(degraded, mask)
-            supervised = estimates if hp.every_step else estimates[-1:]
             output = estimates[-1]
-            terms = {"loss_pixel": sum(self.pixel_loss(e, clean, mask) for e in supervised) / len(supervised)}
+            terms = {"loss_pixel": self.pixel_term(estimates, clean, mask)}
             features_fake, features_real, logits_fake = self.features(output, clean)
             if features_fake:
                 terms["loss_feature"] = hp.lambda_feature * losses.feature_matching_loss(
