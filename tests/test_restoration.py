@@ -34,7 +34,13 @@ RUNS = {
         "model.network.depth=3",
         "model.network.width=8",
     ],
-    "sr": ["data=digits", "degradation=downsample", "model/network=dncnn", "model.network.depth=3", "model.network.width=8"],
+    "sr": [
+        "data=digits",
+        "degradation=downsample",
+        "model/network=dncnn",
+        "model.network.depth=3",
+        "model.network.width=8",
+    ],
 }
 
 
@@ -434,10 +440,12 @@ def test_folder_random_crops_at_full_resolution_repeat_and_whole_test_images(tmp
     dm = folder(tmp_path, "data.image_size=16", "data.random_crop=true", "data.repeat=3", "data.batch_size=2")
     dm.setup("fit")
     assert len(dm.train_set) == 3 * 4  # val_fraction of 4 images rounds to 0
-    crop, _ = dm.train_set[0]
-    pixels = ((crop.permute(1, 2, 0).numpy() + 1) * 127.5).round().astype(np.uint8)
+    crops = [dm.train_set[0][0] for _ in range(5)]
+    assert any(not torch.equal(crops[0], c) for c in crops[1:])  # a fresh position on every access
     windows = [a[t : t + 16, s : s + 16] for a in arrays for t in range(15) for s in range(25)]
-    assert any(np.array_equal(pixels, w) for w in windows)  # a crop of a photograph, not a resized photograph
+    for crop in crops:  # each a window of a photograph at full resolution, not of a resized photograph
+        pixels = ((crop.permute(1, 2, 0).numpy() + 1) * 127.5).round().astype(np.uint8)
+        assert any(np.array_equal(pixels, w) for w in windows)
     dm = folder(
         tmp_path,
         "data.image_size=16",
