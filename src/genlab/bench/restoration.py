@@ -220,6 +220,12 @@ def main(argv: list[str]) -> None:
     out = args.out or Path(tempfile.mkdtemp(prefix="genlab-bench-restoration-"))
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(args.threads)
+    try:  # OpenCV keeps its own thread pool
+        import cv2
+
+        cv2.setNumThreads(args.threads)
+    except ImportError:
+        pass
 
     ckpts = {task: getattr(args, f"{task}_ckpt") for task in tasks}
     if args.train:
