@@ -30,7 +30,9 @@ def scores(outputs: torch.Tensor, targets: torch.Tensor, metrics, mask: torch.Te
     with torch.autocast(outputs.device.type, enabled=False):
         outputs, targets = outputs.detach().double(), targets.detach().double()
         for metric in metrics:
-            out[f"{metric}{tag}"] = getattr(M, metric)(outputs, targets)
+            # "l1" + "96" would read as l196: a digit after a digit gets an underscore (l1_96).
+            sep = "_" if metric[-1].isdigit() and tag[:1].isdigit() else ""
+            out[f"{metric}{sep}{tag}"] = getattr(M, metric)(outputs, targets)
         if mask is not None:
             for metric in (m for m in metrics if m in HOLE):
                 out[f"{metric}_hole{tag}"] = hole_metric(metric, outputs, targets, mask.double())
