@@ -16,6 +16,7 @@ OPTIONS = {
     "cyclegan": ["--authors-code", "--quick", "--sizes", "--precision", "--no-plain"],
     "dcgan": ["--samples-of", "--override", "--epochs", "--n"],
     "metrics": ["--quick", "--images", "--n-inception"],
+    "restoration": ["--inpaint-ckpt", "--denoise-ckpt", "--sr-ckpt", "--train", "--tasks", "--threads", "--out"],
 }
 
 
@@ -28,7 +29,7 @@ def test_each_bench_help_lists_its_own_options(what, capsys):
     assert out.startswith(f"usage: python -m genlab.bench {what} ")
     for option in OPTIONS[what]:
         assert option in out, f"{what} --help does not list {option}"
-    assert "{autoencoders,cyclegan,dcgan,metrics}" not in out  # not the top-level help
+    assert "{autoencoders,cyclegan,dcgan,metrics,restoration}" not in out  # not the top-level help
 
 
 def test_top_level_help_names_every_bench(capsys):

@@ -10,11 +10,21 @@ EXPERIMENTS = sorted(p.stem for p in (config_dir() / "experiment").glob("*.yaml"
 NEEDS_ARTEFACT = {"vqvae_prior_digits"}  # built from a VQ-VAE checkpoint in test_vqvae_prior.py
 
 
+# GPU recipes on a public dataset the user downloads into a folder: building their data names the folder and the source.
+NEEDS_USER_DATA = {"inpaint_places": "places2.csail.mit.edu", "denoise_bsd": "cszn/DnCNN", "sr_div2k": "DIV2K"}
+
+
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiment_composes_and_builds(experiment, tmp_path):
     cfg = compose_train([f"experiment={experiment}"], output_dir=tmp_path)
     assert cfg.model.get("_target_") and cfg.data.get("_target_")
-    instantiate(cfg.data)
+    if experiment in NEEDS_USER_DATA:
+        with pytest.raises(
+            Exception, match=f"data.path={cfg.data.path} is not a directory.*{NEEDS_USER_DATA[experiment]}"
+        ):
+            instantiate(cfg.data)
+    else:
+        instantiate(cfg.data)
     if experiment not in NEEDS_ARTEFACT:
         model = instantiate(cfg.model, _recursive_=False, _convert_="all")
         assert sum(p.numel() for p in model.parameters()) > 0

@@ -18,6 +18,8 @@ MODELS = sorted(p.stem for p in (config_dir() / "model").glob("*.yaml"))
 LOSSES = sorted(p.stem for p in (config_dir() / "model" / "loss").glob("*.yaml"))
 # The embedded dataset each family trains on in tests; anything unlisted uses digits.
 DATA_FOR = {"cyclegan": "shapes_unpaired"}
+# Extra overrides a family needs to train in a test (restoration: what it learns to undo; small).
+OVERRIDES_FOR = {"restoration": ["degradation=noise", "model.network.width=8", "model.network.depth=2"]}
 # Second stages that start from another trained model: model -> (fixture giving its checkpoint, key).
 CKPT_FOR = {"vqvae_prior": ("vqvae_ckpt", "model.vqvae_ckpt")}
 TINY = ["data.batch_size=8", "model.generator.width=8", "model.discriminator.width=8"]
@@ -48,6 +50,7 @@ def model_overrides(model: str, request) -> list[str]:
     fixture, key = CKPT_FOR.get(model, (None, None))
     needs = [f"{key}={request.getfixturevalue(fixture)}"] if fixture else []
     n_critic = compose_train([f"model={model}"]).model.get("n_critic", 1)
+    needs += OVERRIDES_FOR.get(model, [])
     return [f"model={model}", f"data={DATA_FOR.get(model, 'digits')}", "data.batch_size=8", *needs] + (
         [f"trainer.limit_train_batches={n_critic}"] if n_critic > 2 else []
     )

@@ -28,6 +28,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from genlab.data.degradations import Degradation
 from genlab.errors import ConfigError, MissingFile, UserError
 
 MODEL_CLASS_KEY = "genlab_model_class"
@@ -46,6 +47,7 @@ BUILDING_BLOCKS = (
     L.Callback,
     Logger,
     L.Trainer,
+    Degradation,  # what a restoration run's data undoes (noise, masks, ...): pure tensor transforms
 )
 FUNCTION_MODULES = ("genlab.losses",)  # loss and likelihood functions that configs name
 DOTTED_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
@@ -138,7 +140,7 @@ def check_names(checkpoint: Mapping[str, Any], path: str | os.PathLike) -> None:
             raise refused(
                 path,
                 f"{where} names {name}, which is not a network, optimizer, scheduler, dataset, data module, "
-                f"callback, logger, trainer or a function of {', '.join(FUNCTION_MODULES)}",
+                f"degradation, callback, logger, trainer or a function of {', '.join(FUNCTION_MODULES)}",
             )
 
 

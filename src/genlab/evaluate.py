@@ -1,9 +1,9 @@
 """What ``python evaluate.py`` does: a table on stdout and ``metrics.json`` for
 
 - a checkpoint: FID/KID/IS/P&R of its samples against its own training data (translators: its
-  translations of the held-out source domain against the held-out target domain), reconstruction
-  or translation error against known answers (MSE/PSNR/SSIM/LPIPS), and a VAE's importance-weighted
-  NLL, both on the held-out split;
+  translations of the held-out source domain against the held-out target domain), reconstruction,
+  translation or restoration error against known answers (MSE/PSNR/SSIM/L1/LPIPS; inpainting also
+  inside the hole and per hole-area bin), and a VAE's importance-weighted NLL, both on the held-out split;
 - two image folders: FID/KID/IS/P&R of one against the other."""
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from genlab.data.transforms import to_model_input
 from genlab.errors import ConfigError, UserError
 from genlab.generate import pick_device
 from genlab.metrics import extractors, paired, quality
+from genlab.metrics import functional as M
 
 
 def protocol_of(cfg: DictConfig) -> quality.Protocol:
@@ -56,6 +57,8 @@ def default_metrics(model) -> list[str]:
         metrics = ["fid", "kid", "is", "pr"]
     if can(surfaces.Autoencoder) or can(surfaces.Translator) or can(surfaces.Restorer):
         metrics += ["mse", "psnr", "ssim"] + (["l1"] if can(surfaces.Restorer) else [])
+    if can(surfaces.Restorer) and M.lpips_weights().is_file():  # LPIPS where its weights are on this machine
+        metrics.append("lpips")
     if can(surfaces.Likelihood):
         metrics.append("nll")
     return metrics
@@ -142,6 +145,8 @@ def checkpoint_metrics(cfg, device) -> tuple[dict[str, float], dict]:
                 model, datamodule.val_set, cfg.n, cfg.batch_size, device, cfg.direction
             )
             values.update(paired.scores(outputs, targets, wanted, mask, f"{len(targets)}{tag}"))
+            if mask is not None:  # inpainting: every number again per hole-area bin, as the literature reports
+                values.update(paired.scores_by_area(outputs, targets, wanted, mask))
         except UserError as err:
             if cfg.metrics is not None:
                 raise

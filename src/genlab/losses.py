@@ -179,3 +179,45 @@ def path_length_penalty(
     new_mean = mean.lerp(lengths.mean(), decay)
     penalty = (lengths - new_mean).square().mean()
     return penalty, lengths.mean().detach(), new_mean.detach()
+
+
+# --- Restoration: x̂ = f(y) against the clean x, weighted inside and outside the hole ---------------
+# ``mask`` is [N, 1, H, W] with 1 on missing pixels; without one (denoising, upscaling, ...) every
+# pixel is known. The weights are per pixel, the mean is over all of them (LaMa's convention), so a
+# weight of 0 removes a region from the loss without rescaling the other.
+
+
+def _pixel_weights(mask: Tensor | None, hole_weight: float, valid_weight: float) -> Tensor | float:
+    """w = hole_weight · m + valid_weight · (1 − m), or valid_weight everywhere without a mask."""
+    if mask is None:
+        return valid_weight
+    return hole_weight * mask + valid_weight * (1 - mask)
+
+
+def pixel_l1_loss(
+    output: Tensor, target: Tensor, mask: Tensor | None = None, hole_weight: float = 1.0, valid_weight: float = 1.0
+) -> Tensor:
+    """mean_pixels w ⊙ |x̂ − x|. Partial convolutions (Liu et al. 2018, arXiv:1804.07723) weigh the
+    hole 6 and known pixels 1; LaMa (Suvorov et al. 2022) 0 and 10, leaving the hole to its other terms."""
+    return (_pixel_weights(mask, hole_weight, valid_weight) * (output - target).abs()).mean()
+
+
+def pixel_l2_loss(
+    output: Tensor, target: Tensor, mask: Tensor | None = None, hole_weight: float = 1.0, valid_weight: float = 1.0
+) -> Tensor:
+    """mean_pixels w ⊙ (x̂ − x)²: the MSE that PSNR measures (DnCNN's loss, up to its factor ½)."""
+    return (_pixel_weights(mask, hole_weight, valid_weight) * (output - target).square()).mean()
+
+
+def feature_matching_loss(features_fake: list[Tensor], features_real: list[Tensor], power: int = 1) -> Tensor:
+    """(1/L) Σ_l mean |φ_l(x̂) − φ_l(x)|^p over the L layers of a feature network φ, targets detached.
+
+    φ = the discriminator's intermediate layers is feature matching (pix2pixHD, Wang et al. 2018,
+    arXiv:1711.11585, p = 1; LaMa p = 2); φ = a pretrained classifier is the perceptual loss
+    (Johnson et al. 2016, arXiv:1603.08155, p = 2)."""
+    if len(features_fake) != len(features_real) or not features_fake:
+        raise ValueError(
+            f"feature matching needs the same layers on both sides, got {len(features_fake)} and {len(features_real)}"
+        )
+    terms = [(fake - real.detach()).abs().pow(power).mean() for fake, real in zip(features_fake, features_real)]
+    return torch.stack(terms).mean()

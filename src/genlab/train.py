@@ -61,13 +61,19 @@ def check_batches(cfg: DictConfig) -> None:
     wants, gives = batches_of(cfg.model), batches_of(cfg.data)
     if wants == gives:
         return
-    fit = []
-    for path in sorted((config_dir() / "data").glob("*.yaml")):
-        node = OmegaConf.load(path)
-        if "_target_" in node and getattr(get_class(node._target_), "batches", "images") == wants:
-            fit.append(path.stem)
     words = {"images": "single images", "domains": "two unpaired domains", "degraded": "degraded/clean pairs"}
-    hint = f"data options that fit: {', '.join(fit)}" if fit else "add a degradation: degradation=noise|inpaint_box|..."
+    if wants == "degraded":
+        options = "|".join(sorted(p.stem for p in (config_dir() / "degradation").glob("*.yaml")))
+        hint = f"choose what it learns to undo: add degradation={options}"
+    elif gives == "degraded":
+        hint = "leave the degradation out (degradation=null): only model=restoration trains on degraded pairs"
+    else:
+        fit = []
+        for path in sorted((config_dir() / "data").glob("*.yaml")):
+            node = OmegaConf.load(path)
+            if "_target_" in node and getattr(get_class(node._target_), "batches", "images") == wants:
+                fit.append(path.stem)
+        hint = f"data options that fit: {', '.join(fit)}"
     raise ConfigError(
         f"model ({cfg.model._target_}) trains on {words[wants]} but the data ({cfg.data._target_}) gives "
         f"{words[gives]}; {hint}"

@@ -12,6 +12,7 @@ BENCHES = {
     "cyclegan": ("genlab.bench.cyclegan", "CycleGAN seconds per iteration and memory, beside the authors' code"),
     "dcgan": ("genlab.bench.dcgan", "DCGAN Lightning overhead vs a plain loop; class coverage of samples"),
     "metrics": ("genlab.bench.metrics", "Inception feature throughput, cached vs uncached FID"),
+    "restoration": ("genlab.bench.restoration", "trained restorers vs OpenCV/scikit-image on held-out photos, s/MP"),
 }
 
 

@@ -6,6 +6,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from genlab.data.degradations import Degradation, DegradedPairs
 from genlab.errors import UserError
 
 
@@ -17,7 +18,10 @@ class ImageDataModule(L.LightningDataModule):
     """Images NCHW in [-1, 1] with ``image_size`` and ``channels`` that models interpolate.
 
     Subclasses implement :meth:`build` returning ``(train_set, val_set)``; items are
-    ``(image, label)`` tuples (label -1 where a dataset has none).
+    ``(image, label)`` tuples (label -1 where a dataset has none). With a ``degradation``
+    (restoration), both sets are wrapped in :class:`~genlab.data.degradations.DegradedPairs` and
+    items become dicts ``{"clean", "degraded", "mask" (inpainting), ...}``: fresh draws for
+    training, draws fixed by (degradation seed, index) for validation.
     """
 
     batches = "images"  # what the loaders give; models declare what they consume the same way
@@ -29,6 +33,7 @@ class ImageDataModule(L.LightningDataModule):
         batch_size: int = 64,
         num_workers: int = 0,  # 0 = load in the training process (right for in-memory sets)
         val_batch_size: int | None = None,  # None = batch_size
+        degradation: Degradation | None = None,  # None = plain images (every non-restoration model)
     ):
         super().__init__()
         # Caught here, before any model or logger exists, rather than by torch after the model summary.
@@ -44,6 +49,17 @@ class ImageDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.val_batch_size = val_batch_size or batch_size
+        self.degradation = degradation
+        if degradation is not None:
+            if self.batches == "domains":
+                raise ValueError(
+                    f"{type(self).__name__} has two image domains; degradations need a single-domain dataset"
+                )
+            if image_size % degradation.scale:
+                raise ValueError(
+                    f"data.image_size={image_size} is not divisible by degradation.scale={degradation.scale}: "
+                    f"the low-resolution input needs whole pixels; use a multiple of {degradation.scale}"
+                )
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
 
@@ -54,6 +70,9 @@ class ImageDataModule(L.LightningDataModule):
         if self.train_set is not None:
             return
         self.train_set, self.val_set = self.build()
+        if self.degradation is not None:
+            self.train_set = DegradedPairs(self.train_set, self.degradation, fixed=False)
+            self.val_set = DegradedPairs(self.val_set, self.degradation, fixed=True)
         if len(self.train_set) < self.batch_size:
             raise DataError(
                 f"{type(self).__name__}: only {len(self.train_set)} training images but "

@@ -5,8 +5,10 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
+from torchvision.transforms import v2
 
 from genlab.data.base import DataError, ImageDataModule, split_indices
 from genlab.data.transforms import to_model_input
@@ -14,13 +16,15 @@ from genlab.data.transforms import to_model_input
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 
 
-def find_images(root: Path, key: str = "data.path") -> list[Path]:
-    """Every image file under ``root`` (recursive, sorted); errors name ``key`` and the path."""
+def find_images(root: Path, key: str = "data.path", source: str | None = None) -> list[Path]:
+    """Every image file under ``root`` (recursive, sorted); errors name ``key``, the path and, when
+    given, where the images come from (``source``)."""
+    get = f"; get the images from {source}" if source else ""
     if not root.is_dir():
-        raise DataError(f"{key}={root} is not a directory; point {key} at a folder of images")
+        raise DataError(f"{key}={root} is not a directory; point {key} at a folder of images{get}")
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
     if not files:
-        raise DataError(f"{key}={root} holds no images ({', '.join(IMAGE_EXTENSIONS)}); add some or fix {key}")
+        raise DataError(f"{key}={root} holds no images ({', '.join(IMAGE_EXTENSIONS)}); add some or fix {key}{get}")
     return files
 
 
@@ -69,23 +73,71 @@ class FolderDataModule(ImageDataModule):
         split_seed: int = 0,
         skip_bad: bool = False,  # warn and skip unreadable files instead of failing
         hflip: bool = False,  # random horizontal flips for training
+        random_crop: bool = False,  # train on random image_size crops at full resolution (val: centre crops)
+        repeat: int = 1,  # training items per image per epoch (fresh crops each time with random_crop)
+        source: str | None = None,  # where the images come from, for the error when data.path is empty
+        val_path: str | None = None,  # a test set (e.g. BSD68), validated on whole; None = val_fraction of path
         **kwargs,
     ):
         super().__init__(image_size=image_size, channels=channels, **kwargs)
         self.path = Path(path).expanduser()
-        find_images(self.path)  # fail at config time, before any model or logger exists
+        self.val_path = Path(val_path).expanduser() if val_path else None
+        self.source = source
+        find_images(self.path, source=source)  # fail at config time, before any model or logger exists
+        if self.val_path is not None:
+            find_images(self.val_path, key="data.val_path", source=source)
+        if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
+            raise ValueError(f"data.repeat={repeat!r} is not valid: training items per image, an integer >= 1")
         self.val_fraction, self.split_seed = val_fraction, split_seed
-        self.skip_bad, self.hflip = skip_bad, hflip
+        self.skip_bad, self.hflip, self.random_crop, self.repeat = skip_bad, hflip, random_crop, repeat
 
     def build(self):
-        files = check_readable(find_images(self.path), self.skip_bad)
+        files = check_readable(find_images(self.path, source=self.source), self.skip_bad)
         classes = sorted({f.relative_to(self.path).parts[0] for f in files if len(f.relative_to(self.path).parts) > 1})
         index = {c: i for i, c in enumerate(classes)}
         labels = [index.get(f.relative_to(self.path).parts[0], 0) for f in files]
         train, val = split_indices(len(files), self.val_fraction, self.split_seed)
 
         def subset(idx, train: bool) -> ImageFiles:
-            transform = to_model_input(self.image_size, self.channels, hflip=self.hflip and train)
+            # With random_crop, validation takes the centre crop at the same full resolution training sees.
+            transform = to_model_input(
+                self.image_size,
+                self.channels,
+                hflip=self.hflip and train,
+                random_crop=self.random_crop and train,
+                resize=not self.random_crop,
+            )
             return ImageFiles([files[i] for i in idx], [labels[i] for i in idx], transform)
 
-        return subset(train.tolist(), True), subset(val.tolist(), False)
+        if self.val_path is None:
+            return subset(train.tolist() * self.repeat, True), subset(val.tolist(), False)
+        return subset(list(range(len(files))) * self.repeat, True), self.whole_images()
+
+    def whole_images(self) -> ImageFiles:
+        """The ``val_path`` images at their own size (cropped to a multiple of the degradation's scale,
+        as super-resolution benchmarks do); differently sized images need ``data.val_batch_size=1``."""
+        files = check_readable(find_images(self.val_path, key="data.val_path", source=self.source), self.skip_bad)
+        if self.val_batch_size > 1 and len({image_size_of(f) for f in files}) > 1:
+            raise DataError(
+                f"data.val_path={self.val_path} holds images of different sizes, which cannot share a batch; "
+                "set data.val_batch_size=1"
+            )
+        scale = self.degradation.scale if self.degradation is not None else 1
+        transform = v2.Compose([to_model_input(None, self.channels), CropToMultiple(scale)])
+        return ImageFiles(files, [0] * len(files), transform)
+
+
+def image_size_of(path: Path) -> tuple[int, int]:
+    with Image.open(path) as im:
+        return im.size
+
+
+class CropToMultiple:
+    """[C, H, W] cropped at the bottom and right to multiples of ``multiple`` (the benchmarks' "modcrop")."""
+
+    def __init__(self, multiple: int):
+        self.multiple = multiple
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        h, w = image.shape[-2:]
+        return image[..., : h - h % self.multiple, : w - w % self.multiple]

@@ -184,12 +184,18 @@ LPIPS_BACKBONES = {
 }
 
 
-def lpips(recon: torch.Tensor, target: torch.Tensor, net: str = "alex", allow_download: bool = False) -> float:
-    """LPIPS (Zhang et al. 2018, arXiv:1801.03924) of images in [-1, 1], when the backbone's ImageNet
-    weights are on this machine (or ``allow_download``); otherwise a message saying how to get them."""
+def lpips_weights(net: str = "alex"):
+    """Where torchvision keeps (or would download) the ImageNet backbone LPIPS builds on."""
     from pathlib import Path
 
-    weights = Path(torch.hub.get_dir()) / "checkpoints" / LPIPS_BACKBONES[net]
+    return Path(torch.hub.get_dir()) / "checkpoints" / LPIPS_BACKBONES[net]
+
+
+def lpips(recon: torch.Tensor, target: torch.Tensor, net: str = "alex", allow_download: bool = False) -> float:
+    """LPIPS (Zhang et al. 2018, arXiv:1801.03924) of images in [-1, 1], when the backbone's ImageNet
+    weights are on this machine (or ``allow_download``); otherwise a message saying how to get them.
+    Grey images are compared as RGB (the network takes three channels), in float32 (its weights')."""
+    weights = lpips_weights(net)
     if not weights.is_file() and not allow_download:
         raise RuntimeError(
             f"LPIPS needs torchvision's {net} ImageNet weights at {weights}, which are not on this machine; "
@@ -197,4 +203,5 @@ def lpips(recon: torch.Tensor, target: torch.Tensor, net: str = "alex", allow_do
         )
     from torchmetrics.functional.image.lpips import learned_perceptual_image_patch_similarity
 
-    return float(learned_perceptual_image_patch_similarity(recon.clamp(-1, 1), target.clamp(-1, 1), net_type=net))
+    recon, target = (t.float().clamp(-1, 1).expand(-1, 3, -1, -1) for t in (recon, target))
+    return float(learned_perceptual_image_patch_similarity(recon, target, net_type=net))

@@ -30,7 +30,9 @@ def scores(outputs: torch.Tensor, targets: torch.Tensor, metrics, mask: torch.Te
     with torch.autocast(outputs.device.type, enabled=False):
         outputs, targets = outputs.detach().double(), targets.detach().double()
         for metric in metrics:
-            out[f"{metric}{tag}"] = getattr(M, metric)(outputs, targets)
+            # "l1" + "96" would read as l196: a digit after a digit gets an underscore (l1_96).
+            sep = "_" if metric[-1].isdigit() and tag[:1].isdigit() else ""
+            out[f"{metric}{sep}{tag}"] = getattr(M, metric)(outputs, targets)
         if mask is not None:
             for metric in (m for m in metrics if m in HOLE):
                 out[f"{metric}_hole{tag}"] = hole_metric(metric, outputs, targets, mask.double())
@@ -53,6 +55,36 @@ def hole_metric(metric: str, outputs: torch.Tensor, targets: torch.Tensor, mask:
         if metric == "psnr":
             per_image = 10 * torch.log10(4.0 / per_image.clamp_min(1e-20))
     return float(per_image.mean())
+
+
+AREA_EDGES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)  # hole area bins of the inpainting literature (LaMa, CoModGAN)
+
+
+def area_bins(mask: torch.Tensor, edges=AREA_EDGES) -> list[tuple[str, torch.Tensor]]:
+    """``[("0-10", chosen), ("10-20", chosen), ...]``: which images of ``mask`` [N, 1, H, W] have a hole
+    covering [lo, hi) of the image, in percent (the last bin includes its upper edge). Images
+    outside every bin (no hole, or more than the last edge) are in none."""
+    area = mask.flatten(1).double().mean(dim=1)
+    bins = []
+    for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
+        last = i == len(edges) - 2
+        chosen = (area >= lo) & ((area <= hi) if last else (area < hi)) & (area > 0)
+        bins.append((f"{round(100 * lo)}-{round(100 * hi)}", chosen))
+    return bins
+
+
+def scores_by_area(
+    outputs: torch.Tensor, targets: torch.Tensor, metrics, mask: torch.Tensor, edges=AREA_EDGES, tag: str = ""
+) -> dict[str, float]:
+    """:func:`scores` of the images in each hole-area bin: ``{metric + tag + "_area10-20": ...}`` (hole
+    metrics too) and ``images_area10-20`` (how many images the bin holds); empty bins are left out."""
+    out: dict[str, float] = {}
+    for label, chosen in area_bins(mask, edges):
+        if chosen.any():
+            binned = scores(outputs[chosen], targets[chosen], metrics, mask[chosen], tag)
+            out.update({f"{key}_area{label}": value for key, value in binned.items()})
+            out[f"images_area{label}"] = int(chosen.sum())
+    return out
 
 
 def pairs(model, dataset, n: int, batch_size: int, device, direction: str = "a2b"):

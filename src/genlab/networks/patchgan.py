@@ -46,6 +46,21 @@ class Discriminator(nn.Module):
         self.apply(init_weights)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check(x)
+        return self.net(x)
+
+    def forward_features(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """(the activations after each LeakyReLU, the patch logits): one pass for the adversarial term
+        and feature matching (pix2pixHD's L_FM compares these layers on real and restored images)."""
+        self.check(x)
+        features = []
+        for layer in self.net:
+            x = layer(x)
+            if isinstance(layer, nn.LeakyReLU):
+                features.append(x)
+        return features, x
+
+    def check(self, x: torch.Tensor) -> None:
         if x.dim() != 4 or x.shape[1] != self.channels:
             raise ValueError(f"expected images [N, {self.channels}, H, W], got {tuple(x.shape)}")
         if min(x.shape[-2:]) < self.min_size:
@@ -53,4 +68,3 @@ class Discriminator(nn.Module):
                 f"a PatchGAN with n_layers={self.n_layers} needs images of at least {self.min_size} px, "
                 f"got {tuple(x.shape[-2:])}; lower model.discriminator.n_layers or raise data.image_size"
             )
-        return self.net(x)
