@@ -11,7 +11,13 @@ NEEDS_ARTEFACT = {"vqvae_prior_digits"}  # built from a VQ-VAE checkpoint in tes
 
 
 # GPU recipes on a public dataset the user downloads into a folder: building their data names the folder and the source.
-NEEDS_USER_DATA = {"inpaint_places": "places2.csail.mit.edu", "denoise_bsd": "cszn/DnCNN", "sr_div2k": "DIV2K"}
+NEEDS_USER_DATA = {
+    "inpaint_places": "places2.csail.mit.edu",
+    "denoise_bsd": "cszn/DnCNN",
+    "sr_div2k": "DIV2K",
+    "stylegan2_ffhq256": "ffhq-dataset",
+    "stylegan2_folder": "your own collection",
+}
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
