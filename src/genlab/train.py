@@ -14,7 +14,7 @@ from hydra.utils import get_class, instantiate
 from lightning.fabric.utilities.warnings import PossibleUserWarning
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from genlab.callbacks import ImagesSeen, SampleQuality
+from genlab.callbacks import ImagesSeen, RngState, SampleQuality
 from genlab.checkpoint import AtomicCheckpointIO, RecordRun, read_checkpoint
 from genlab.config import config_dir
 from genlab.errors import ConfigError, MissingFile, UserError
@@ -125,7 +125,7 @@ def build(
     model: L.LightningModule = build_node(cfg.model, "model", _recursive_=False, _convert_="all")
     run_config = OmegaConf.to_container(cfg, resolve=True)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
-    callbacks += [ImagesSeen(), RecordRun(run_config), *(extra_callbacks or [])]
+    callbacks += [ImagesSeen(), RngState(), RecordRun(run_config), *(extra_callbacks or [])]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     for logger in loggers:
         if isinstance(logger, WandbLogger):

@@ -1,5 +1,6 @@
 from genlab.callbacks.images import ImagePreview, SampleTable
 from genlab.callbacks.metrics import BestCheckpoint, SampleQuality
 from genlab.callbacks.progress import ImagesSeen
+from genlab.callbacks.rng import RngState
 
-__all__ = ["BestCheckpoint", "ImagePreview", "ImagesSeen", "SampleQuality", "SampleTable"]
+__all__ = ["BestCheckpoint", "ImagePreview", "ImagesSeen", "RngState", "SampleQuality", "SampleTable"]

@@ -1,0 +1,87 @@
+"""Random-number states in the checkpoint, so that a resumed run draws what the uninterrupted run draws.
+
+Training draws from the process-global generators (torch, CUDA, numpy, Python ``random``): the
+DataLoader's RandomSampler draws each epoch's order from torch's at the epoch's first batch, the
+models draw noise, dropout masks, augmentations and image-pool choices from them. Resuming restores
+weights, optimizers and counters but, without this, restarts every generator from ``seed``: the
+continuation sees other batches and other noise than the run it claims to continue.
+
+What happens between two epochs is not the same in both runs: the uninterrupted run validates,
+previews and saves after the last batch (each may draw), the resumed one runs its sanity check
+instead and creates the next epoch's iterator before ``on_train_start``. So the state that matters
+is the one at the end of the last training batch. It is kept after every batch, written into the
+checkpoint, and set back: on resume before the first iterator is created, and in an uninterrupted
+run at each later epoch's start (before that epoch's iterator), so that nothing run between the
+epochs shifts the training stream in either run.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+
+
+def rng_states() -> dict[str, Any]:
+    """The global generators' states as tensors and plain values (a checkpoint is read with
+    ``weights_only=True``, which refuses numpy arrays)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, python_state, python_gauss = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "torch.cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "gauss": float(gauss),
+        },
+        "python": {"version": version, "state": list(python_state), "gauss": python_gauss},
+    }
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    """Set back what :func:`rng_states` returned."""
+    torch.set_rng_state(states["torch"])
+    if states["torch.cuda"] and torch.cuda.is_available():
+        # A checkpoint from another number of GPUs sets those it has states for.
+        for device, state in enumerate(states["torch.cuda"][: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(state, device)
+    saved = states["numpy"]
+    keys = saved["keys"].numpy().astype(np.uint32)
+    np.random.set_state((saved["kind"], keys, saved["pos"], saved["has_gauss"], saved["gauss"]))
+    python = states["python"]
+    random.setstate((python["version"], tuple(python["state"]), python["gauss"]))
+
+
+class RngState(L.Callback):
+    """Keeps the generators' states at the end of each training batch, saves the latest in the
+    checkpoint, and sets them back where the next training batch of the same run would draw."""
+
+    def __init__(self):
+        self.after_batch: dict[str, Any] | None = None  # the states after the latest training batch
+        self.restored = False  # set back on resume already: the next epoch start must not do it again
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        self.after_batch = rng_states()
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        # Runs before the epoch's iterator is created (Lightning's fit loop), so the order is drawn
+        # from the training stream, not from whatever validation and previews left behind.
+        if self.after_batch is not None and not self.restored:
+            set_rng_states(self.after_batch)
+        self.restored = False
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"after_batch": self.after_batch} if self.after_batch is not None else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        # Lightning restores callbacks before the fit loop creates its first iterator: set the states now.
+        if state_dict.get("after_batch") is not None:
+            self.after_batch = state_dict["after_batch"]
+            set_rng_states(self.after_batch)
+            self.restored = True
