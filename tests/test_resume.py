@@ -91,3 +91,25 @@ def test_rng_states_round_trip_through_a_safe_checkpoint(tmp_path):
     assert torch.equal(again[0], expected[0])
     assert np.array_equal(again[1], expected[1])
     assert again[2] == expected[2]
+
+
+def test_resumed_into_its_run_directory_the_logs_continue(make_cfg):
+    """CSV keeps the epochs before the checkpoint and appends; TensorBoard writes on in the same folder."""
+    import csv
+
+    tiny = ["data.batch_size=4", "model.generator.width=8", "model.discriminator.width=8", "logger=many"]
+    first = make_cfg(*tiny, "trainer.limit_train_batches=2")
+    train.run(first)
+    run = Path(first.paths.output_dir)
+    train.run(
+        make_cfg(
+            *tiny,
+            "trainer.limit_train_batches=2",
+            "trainer.max_epochs=2",
+            f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}",
+        )
+    )
+    rows = [row for row in csv.DictReader((run / "csv" / "metrics.csv").open()) if row["train/loss_d"]]
+    assert [(row["epoch"], row["step"]) for row in rows] == [("0", "0"), ("0", "1"), ("1", "2"), ("1", "3")]
+    events = sorted((run / "tensorboard").glob("events.out.tfevents.*"))
+    assert len(events) == 2  # one file per process, side by side: TensorBoard shows one run

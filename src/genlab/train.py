@@ -18,7 +18,7 @@ from genlab.callbacks import ImagesSeen, RngState, SampleQuality
 from genlab.checkpoint import AtomicCheckpointIO, RecordRun, read_checkpoint
 from genlab.config import config_dir
 from genlab.errors import ConfigError, MissingFile, UserError
-from genlab.loggers import WandbLogger
+from genlab.loggers import CSVLogger, WandbLogger
 from genlab.metrics import keys
 
 log = logging.getLogger("genlab")
@@ -130,6 +130,8 @@ def build(
     for logger in loggers:
         if isinstance(logger, WandbLogger):
             logger.record_config(run_config)
+        if isinstance(logger, CSVLogger) and cfg.get("ckpt_path"):  # resumed into the same run directory
+            logger.continue_file()
     if cfg.trainer.get("strategy") == "ddp" and getattr(model, "has_frozen_players", False):
         # Each player's update leaves the frozen players' weights out of the graph, which plain DDP
         # takes for a bug; families without frozen players keep plain (faster) DDP.

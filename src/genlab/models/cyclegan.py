@@ -117,6 +117,7 @@ class CycleGAN(AdversarialModule):
         if pools is not None:
             self.pool_a.load(pools["a"])
             self.pool_b.load(pools["b"])
+
     sample = None  # translates; draws no images from noise
 
     def configure_optimizers(self):
