@@ -113,3 +113,27 @@ def test_resumed_into_its_run_directory_the_logs_continue(make_cfg):
     assert [(row["epoch"], row["step"]) for row in rows] == [("0", "0"), ("0", "1"), ("1", "2"), ("1", "3")]
     events = sorted((run / "tensorboard").glob("events.out.tfevents.*"))
     assert len(events) == 2  # one file per process, side by side: TensorBoard shows one run
+
+
+def test_resumed_run_logs_to_the_same_wandb_run(make_cfg):
+    pytest.importorskip("wandb")
+    from tests.wandb_offline import offline_runs
+
+    tiny = ["data.batch_size=4", "model.generator.width=8", "model.discriminator.width=8", "logger=wandb"]
+    first = make_cfg(*tiny, "trainer.limit_train_batches=1", "callbacks.sample_quality=null")
+    train.run(first)
+    run = Path(first.paths.output_dir)
+    ckpt = run / "checkpoints" / "last.ckpt"
+    run_id = torch.load(ckpt, weights_only=True)["genlab_wandb_run_id"]
+    train.run(
+        make_cfg(
+            *tiny,
+            "trainer.limit_train_batches=1",
+            "callbacks.sample_quality=null",
+            "trainer.max_epochs=2",
+            f"ckpt_path={ckpt}",
+        )
+    )
+    folders = [r.folder.name for r in offline_runs(run)]
+    # Offline, each process writes a folder of its own; `wandb sync` uploads both into the run with that id.
+    assert len(folders) == 2 and all(name.endswith(f"-{run_id}") for name in folders), (run_id, folders)

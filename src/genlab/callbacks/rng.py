@@ -64,17 +64,19 @@ class RngState(L.Callback):
 
     def __init__(self):
         self.after_batch: dict[str, Any] | None = None  # the states after the latest training batch
-        self.restored = False  # set back on resume already: the next epoch start must not do it again
+        # Set back on resume and no batch trained since: the epoch start must not do it again (the
+        # epoch's iterator, created before the hook, drew from the restored states already).
+        self.restored = False
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         self.after_batch = rng_states()
+        self.restored = False
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         # Runs before the epoch's iterator is created (Lightning's fit loop), so the order is drawn
         # from the training stream, not from whatever validation and previews left behind.
         if self.after_batch is not None and not self.restored:
             set_rng_states(self.after_batch)
-        self.restored = False
 
     def state_dict(self) -> dict[str, Any]:
         return {"after_batch": self.after_batch} if self.after_batch is not None else {}
