@@ -25,14 +25,34 @@ import numpy as np
 import torch
 
 
-def rng_states() -> dict[str, Any]:
-    """The global generators' states as tensors and plain values (a checkpoint is read with
-    ``weights_only=True``, which refuses numpy arrays)."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    version, python_state, python_gauss = random.getstate()
+def raw_states() -> dict[str, Any]:
+    """The global generators' states as each library gives them (cheap: taken after every batch)."""
     return {
         "torch": torch.get_rng_state(),
         "torch.cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
+
+
+def set_raw_states(raw: dict[str, Any]) -> None:
+    torch.set_rng_state(raw["torch"])
+    if raw["torch.cuda"] and torch.cuda.is_available():
+        # A checkpoint from another number of GPUs sets those it has states for.
+        for device, state in enumerate(raw["torch.cuda"][: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(state, device)
+    np.random.set_state(raw["numpy"])
+    random.setstate(raw["python"])
+
+
+def plain(raw: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` as tensors and plain values (a checkpoint is read with ``weights_only=True``, which
+    refuses numpy arrays)."""
+    kind, keys, pos, has_gauss, gauss = raw["numpy"]
+    version, python_state, python_gauss = raw["python"]
+    return {
+        "torch": raw["torch"],
+        "torch.cuda": list(raw["torch.cuda"]),
         "numpy": {
             "kind": kind,
             "keys": torch.from_numpy(keys.astype(np.int64)),
@@ -44,18 +64,26 @@ def rng_states() -> dict[str, Any]:
     }
 
 
+def unplain(states: dict[str, Any]) -> dict[str, Any]:
+    """The inverse of :func:`plain`."""
+    saved, python = states["numpy"], states["python"]
+    keys = saved["keys"].numpy().astype(np.uint32)
+    return {
+        "torch": states["torch"],
+        "torch.cuda": states["torch.cuda"],
+        "numpy": (saved["kind"], keys, saved["pos"], saved["has_gauss"], saved["gauss"]),
+        "python": (python["version"], tuple(python["state"]), python["gauss"]),
+    }
+
+
+def rng_states() -> dict[str, Any]:
+    """The global generators' states, checkpoint-safe."""
+    return plain(raw_states())
+
+
 def set_rng_states(states: dict[str, Any]) -> None:
     """Set back what :func:`rng_states` returned."""
-    torch.set_rng_state(states["torch"])
-    if states["torch.cuda"] and torch.cuda.is_available():
-        # A checkpoint from another number of GPUs sets those it has states for.
-        for device, state in enumerate(states["torch.cuda"][: torch.cuda.device_count()]):
-            torch.cuda.set_rng_state(state, device)
-    saved = states["numpy"]
-    keys = saved["keys"].numpy().astype(np.uint32)
-    np.random.set_state((saved["kind"], keys, saved["pos"], saved["has_gauss"], saved["gauss"]))
-    python = states["python"]
-    random.setstate((python["version"], tuple(python["state"]), python["gauss"]))
+    set_raw_states(unplain(states))
 
 
 class RngState(L.Callback):
@@ -69,21 +97,21 @@ class RngState(L.Callback):
         self.restored = False
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-        self.after_batch = rng_states()
+        self.after_batch = raw_states()
         self.restored = False
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         # Runs before the epoch's iterator is created (Lightning's fit loop), so the order is drawn
         # from the training stream, not from whatever validation and previews left behind.
         if self.after_batch is not None and not self.restored:
-            set_rng_states(self.after_batch)
+            set_raw_states(self.after_batch)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"after_batch": self.after_batch} if self.after_batch is not None else {}
+        return {"after_batch": plain(self.after_batch)} if self.after_batch is not None else {}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         # Lightning restores callbacks before the fit loop creates its first iterator: set the states now.
         if state_dict.get("after_batch") is not None:
-            self.after_batch = state_dict["after_batch"]
-            set_rng_states(self.after_batch)
+            self.after_batch = unplain(state_dict["after_batch"])
+            set_raw_states(self.after_batch)
             self.restored = True
