@@ -109,8 +109,15 @@ class RngState(L.Callback):
     def state_dict(self) -> dict[str, Any]:
         return {"after_batch": plain(self.after_batch)} if self.after_batch is not None else {}
 
+    def on_fit_start(self, trainer, pl_module) -> None:
+        # Lightning restores callbacks before on_fit_start (after it with strategies that restore after
+        # set-up), and callbacks listed before this one may draw in their on_fit_start (building a
+        # network draws its initial weights): set the restored states again after them.
+        if self.restored and self.after_batch is not None:
+            set_raw_states(self.after_batch)
+
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        # Lightning restores callbacks before the fit loop creates its first iterator: set the states now.
+        # Set now as well: the fit loop creates its first iterator after this, before any epoch hook.
         if state_dict.get("after_batch") is not None:
             self.after_batch = unplain(state_dict["after_batch"])
             set_raw_states(self.after_batch)
