@@ -33,6 +33,7 @@ from genlab.errors import ConfigError, MissingFile, UserError
 
 MODEL_CLASS_KEY = "genlab_model_class"
 CONFIG_KEY = "genlab_config"  # the whole resolved run config (data, model, trainer, ...)
+WANDB_ID_KEY = "genlab_wandb_run_id"  # the W&B run a resumed run continues
 
 # The packages a checkpoint may name code in (checked before anything is imported) ...
 TRUSTED_PACKAGES = ("genlab", "lightning", "torch", "torchvision")
@@ -93,6 +94,10 @@ class RecordRun(L.Callback):
         checkpoint[MODEL_CLASS_KEY] = f"{cls.__module__}.{cls.__qualname__}"
         if self.config is not None:
             checkpoint[CONFIG_KEY] = self.config
+        # A resumed run logs into the same W&B run (train.py passes it as wandb.init(id=..., resume="allow")).
+        wandb_ids = [logger.version for logger in trainer.loggers if type(logger).__name__ == "WandbLogger"]
+        if wandb_ids and wandb_ids[0]:
+            checkpoint[WANDB_ID_KEY] = str(wandb_ids[0])
 
 
 def importable(package: str) -> bool:

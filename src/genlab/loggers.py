@@ -7,15 +7,20 @@
   and wandb >= 0.19 then warns "The anonymous setting has no effect" whatever the value.
   :class:`WandbLogger` leaves the argument out unless the user sets it.
 - What a W&B dashboard needs from a genlab run and Lightning's logger does not give: see :class:`WandbLogger`.
+- Lightning's ``CSVLogger`` deletes an existing ``metrics.csv`` when it starts; a run resumed into its own
+  run directory would lose the epochs before the checkpoint. :class:`CSVLogger` appends when resuming.
 """
 
 from __future__ import annotations
 
+import csv
 import logging
 from pathlib import Path
 from typing import Any
 
+from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch import loggers
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.utilities import rank_zero_only
 
 TIP_PREFIX = "💡 Tip: For seamless cloud"  # the opening of every promotional tip Lightning 2.6 logs
@@ -100,3 +105,32 @@ def sweep_trial() -> tuple[str, str] | None:
     group = sweep.relative_to(cwd) if sweep.is_relative_to(cwd) else sweep
     name = trial.relative_to(sweep) if trial.is_relative_to(sweep) else trial
     return str(group), str(name)
+
+
+class AppendingWriter(ExperimentWriter):
+    """Lightning's CSV writer that keeps an existing ``metrics.csv``: its columns become the writer's
+    (new ones widen the file, as Lightning does) and new rows go after the old ones."""
+
+    def _check_log_dir_exists(self) -> None:
+        path = Path(self.metrics_file_path)
+        if path.is_file():
+            with path.open(newline="") as file:
+                self.metrics_keys = sorted(csv.DictReader(file).fieldnames or [])
+
+
+class CSVLogger(loggers.CSVLogger):
+    """Lightning's ``CSVLogger``; after :meth:`continue_file` (train.py calls it when ``ckpt_path=`` is
+    set) it appends to the run's ``metrics.csv`` instead of deleting it."""
+
+    appending = False
+
+    def continue_file(self) -> None:
+        self.appending = True
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None and self.appending:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = AppendingWriter(log_dir=self.log_dir)
+        return super().experiment

@@ -12,13 +12,14 @@ import lightning as L
 from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from lightning.fabric.utilities.warnings import PossibleUserWarning
+from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from genlab.callbacks import ImagesSeen, SampleQuality
-from genlab.checkpoint import AtomicCheckpointIO, RecordRun, read_checkpoint
+from genlab.callbacks import ImagesSeen, RngState, SampleQuality
+from genlab.checkpoint import WANDB_ID_KEY, AtomicCheckpointIO, RecordRun, read_checkpoint
 from genlab.config import config_dir
 from genlab.errors import ConfigError, MissingFile, UserError
-from genlab.loggers import WandbLogger
+from genlab.loggers import CSVLogger, WandbLogger
 from genlab.metrics import keys
 
 log = logging.getLogger("genlab")
@@ -131,11 +132,13 @@ def build(
     model: L.LightningModule = build_node(cfg.model, "model", _recursive_=False, _convert_="all")
     run_config = OmegaConf.to_container(cfg, resolve=True)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
-    callbacks += [ImagesSeen(), RecordRun(run_config), *(extra_callbacks or [])]
-    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
+    callbacks += [ImagesSeen(), RngState(), RecordRun(run_config), *(extra_callbacks or [])]
+    loggers = [instantiate(c, **resumed_run(c, cfg.get("ckpt_path"))) for c in (cfg.get("logger") or {}).values() if c]
     for logger in loggers:
         if isinstance(logger, WandbLogger):
             logger.record_config(run_config)
+        if isinstance(logger, CSVLogger) and cfg.get("ckpt_path"):  # resumed into the same run directory
+            logger.continue_file()
     if cfg.trainer.get("strategy") == "ddp" and getattr(model, "has_frozen_players", False):
         # Each player's update leaves the frozen players' weights out of the graph, which plain DDP
         # takes for a bug; families without frozen players keep plain (faster) DDP.
@@ -144,6 +147,15 @@ def build(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()], **trainer_overrides
     )
     return datamodule, model, trainer
+
+
+def resumed_run(logger: DictConfig, ckpt_path: str | None) -> dict:
+    """What a W&B logger needs to continue the run a resumed checkpoint was logged to (its id, stored
+    by RecordRun); nothing for other loggers, a fresh run, or a logger given an id by the user."""
+    if not ckpt_path or not issubclass(get_class(logger._target_), LightningWandbLogger) or logger.get("id"):
+        return {}
+    run_id = read_checkpoint(ckpt_path).get(WANDB_ID_KEY)
+    return {"id": run_id, "resume": "allow"} if run_id else {}
 
 
 def run(cfg: DictConfig, callbacks: list[L.Callback] | None = None) -> float | None:

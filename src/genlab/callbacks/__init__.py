@@ -2,5 +2,14 @@ from genlab.callbacks.health import TrainingHealth
 from genlab.callbacks.images import ImagePreview, SampleTable
 from genlab.callbacks.metrics import BestCheckpoint, SampleQuality
 from genlab.callbacks.progress import ImagesSeen
+from genlab.callbacks.rng import RngState
 
-__all__ = ["BestCheckpoint", "ImagePreview", "ImagesSeen", "SampleQuality", "SampleTable", "TrainingHealth"]
+__all__ = [
+    "BestCheckpoint",
+    "ImagePreview",
+    "ImagesSeen",
+    "RngState",
+    "SampleQuality",
+    "SampleTable",
+    "TrainingHealth",
+]

@@ -31,6 +31,8 @@ class ImagePool:
         images = images.detach()  # D's update must not reach back into G
         if self.size == 0:
             return images
+        if self.images and self.images[0].device != images.device:  # restored from a checkpoint read on the CPU
+            self.images = [image.to(images.device) for image in self.images]
         out = []
         for image in images:
             if len(self.images) < self.size:
@@ -43,6 +45,19 @@ class ImagePool:
             else:
                 out.append(image)
         return torch.stack(out)
+
+    def state(self) -> torch.Tensor:
+        """The stored images as one (n, C, H, W) tensor (n = 0: an empty tensor), for the checkpoint:
+        a resumed run must see the history the uninterrupted one sees."""
+        return torch.stack(self.images) if self.images else torch.empty(0)
+
+    def load(self, images: torch.Tensor) -> None:
+        if len(images) > self.size:
+            raise ValueError(
+                f"the checkpoint's image pool holds {len(images)} images but model.pool_size={self.size}; "
+                "resume with the pool_size the run was trained with"
+            )
+        self.images = list(images.unbind(0))
 
 
 def linear_decay(epoch: int, n_epochs: int, n_epochs_decay: int) -> float:
@@ -92,6 +107,17 @@ class CycleGAN(AdversarialModule):
         self.pool_a, self.pool_b = ImagePool(pool_size), ImagePool(pool_size)  # fake_a and fake_b history
 
     batches = "domains"  # {"a": ..., "b": ...} batches of two unpaired domains
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # The pools are plain lists, not buffers: their size changes, and generate.py needs none of it.
+        checkpoint["image_pools"] = {"a": self.pool_a.state(), "b": self.pool_b.state()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        pools = checkpoint.get("image_pools")  # absent from checkpoints written before pools were saved
+        if pools is not None:
+            self.pool_a.load(pools["a"])
+            self.pool_b.load(pools["b"])
+
     sample = None  # translates; draws no images from noise
 
     def configure_optimizers(self):
