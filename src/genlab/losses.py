@@ -153,3 +153,22 @@ def gaussian_nll(logits: Tensor, x: Tensor, sigma: float = 0.1) -> Tensor:
 def gaussian_log_density(z: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
     """log N(z; mu, diag exp(logvar)) summed over the latent dims (shape [...] without the last)."""
     return -0.5 * ((z - mu).pow(2) / logvar.exp() + logvar + math.log(2 * math.pi)).sum(dim=-1)
+
+
+# --- Esser, Rombach & Ommer 2021 (VQGAN, eq. 7): the adaptive weight of the adversarial term ----
+# λ = ‖∇_L L_rec‖ / (‖∇_L L_GAN‖ + δ) at the decoder's last layer L balances the two gradients there,
+# so that the adversarial term neither drowns the reconstruction nor vanishes beside it.
+
+
+def adaptive_weight(
+    rec_loss: Tensor, gan_loss: Tensor, last_layer: Tensor, max_weight: float = 1e4, delta: float = 1e-4
+) -> Tensor:
+    """λ = ‖∇_L L_rec‖₂ / (‖∇_L L_GAN‖₂ + δ), clamped to [0, max_weight] and detached (a weight, not a
+    term to optimise), as taming-transformers computes it; multiply by ``disc_weight`` at the call site.
+
+    ``last_layer`` is the weight tensor L both losses depend on; their graphs are kept for the
+    backward pass that follows.
+    """
+    (grad_rec,) = torch.autograd.grad(rec_loss, last_layer, retain_graph=True)
+    (grad_gan,) = torch.autograd.grad(gan_loss, last_layer, retain_graph=True)
+    return (grad_rec.norm() / (grad_gan.norm() + delta)).clamp(0.0, max_weight).detach()

@@ -46,6 +46,20 @@ class Discriminator(nn.Module):
         self.apply(init_weights)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check(x)
+        return self.net(x)
+
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The hidden activations (after each LeakyReLU), for feature-matching losses."""
+        self.check(x)
+        out = []
+        for layer in self.net[:-1]:
+            x = layer(x)
+            if isinstance(layer, nn.LeakyReLU):
+                out.append(x)
+        return out
+
+    def check(self, x: torch.Tensor) -> None:
         if x.dim() != 4 or x.shape[1] != self.channels:
             raise ValueError(f"expected images [N, {self.channels}, H, W], got {tuple(x.shape)}")
         if min(x.shape[-2:]) < self.min_size:
@@ -53,4 +67,3 @@ class Discriminator(nn.Module):
                 f"a PatchGAN with n_layers={self.n_layers} needs images of at least {self.min_size} px, "
                 f"got {tuple(x.shape[-2:])}; lower model.discriminator.n_layers or raise data.image_size"
             )
-        return self.net(x)
