@@ -20,6 +20,10 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # Converted Inception weights and real-image features go to a throwaway cache, not ~/.cache/genlab.
 os.environ.setdefault("GENLAB_CACHE", tempfile.mkdtemp(prefix="genlab-cache-"))
+# W&B's staged artifacts (checkpoints, tables), its cache and settings: the same, not ~/.local/share/wandb.
+_WANDB_HOME = tempfile.mkdtemp(prefix="genlab-wandb-")
+for _name, _sub in (("WANDB_DATA_DIR", "data"), ("WANDB_CACHE_DIR", "cache"), ("WANDB_CONFIG_DIR", "config")):
+    os.environ.setdefault(_name, os.path.join(_WANDB_HOME, _sub))
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
 
 # What every test run overrides: CPU, no rich progress bar, tiny epochs.

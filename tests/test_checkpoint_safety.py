@@ -172,7 +172,7 @@ def test_a_freshly_trained_checkpoint_loads_and_generates(make_cfg, tmp_path):
     assert isinstance(load_model(ckpt), get_class(cfg.model._target_))
     assert load_run_config(ckpt)["data"]["_target_"] == cfg.data._target_
     out = generate.run(compose_entry("generate", f"ckpt={ckpt}", "n=3", "device=cpu", f"out={tmp_path / 'gen'}"))
-    assert sorted(p.name for p in out.iterdir()) == ["0.png", "1.png", "2.png", "grid.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["0.png", "1.png", "2.png"]
 
 
 @pytest.mark.parametrize("asset", sorted((Path(checkpoint.__file__).parent / "assets").glob("*.pt")), ids=str)

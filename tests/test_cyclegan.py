@@ -430,3 +430,19 @@ def test_translate_keeps_outputs_of_inputs_with_the_same_stem_apart(trained, tmp
     out = translate.run(OmegaConf.create({**cfg, "out": str(tmp_path / "out"), "device": "cpu"}))
     assert sorted(p.name for p in out.iterdir()) == ["a_jpg.png", "a_png.png", "b.png"]
     assert "wrote 3 translated image(s)" in capsys.readouterr().out
+
+
+def test_resume_continues_the_lr_decay(trained, tmp_path):
+    """Resuming the 2-epoch run to 3 epochs trains one epoch, with the schedule where it stopped."""
+    from genlab.config import compose_train
+    from tests.conftest import FAST
+    from tests.test_train import CountBatches
+
+    overrides = [*FAST, *TINY, "trainer.max_epochs=3", "model.n_epochs=1", "model.n_epochs_decay=2"]
+    cfg = compose_train([*overrides, f"ckpt_path={trained / 'checkpoints' / 'last.ckpt'}"], output_dir=tmp_path / "run")
+    count = CountBatches()
+    train.run(cfg, callbacks=[count])
+    assert count.batches == 2  # the third epoch only
+    saved = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert [s["last_epoch"] for s in saved["lr_schedulers"]] == [3, 3]
+    assert saved["global_step"] == 3 * 2 * 2

@@ -372,6 +372,8 @@ def test_evaluate_two_folders_of_the_same_images_gives_zero(tmp_path):
     values = evaluate.run(ev)
     assert abs(values["fid120[classifier]"]) < 1e-6
     assert values["precision120[classifier]"] == 1.0 and values["recall120[classifier]"] == 1.0
+    report = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert report["files_read"] == {"real": 120, "fake": 120}
 
 
 @pytest.mark.slow

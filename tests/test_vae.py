@@ -154,3 +154,25 @@ def test_experiments_build(experiment):
     model = instantiate(cfg.model, _recursive_=False, _convert_="all")
     assert isinstance(model, VAE) and model.sample(2).shape == (2, 1, 32, 32)
     instantiate(cfg.data)  # builds without touching the network (downloads happen in prepare_data)
+
+
+def test_active_units_are_the_same_number_on_one_or_two_processes(tmp_path):
+    """Under DDP each rank validates half the images; the count comes from the sums of both halves,
+    so it equals a one-process validation of the same weights on all of them."""
+    import csv
+
+    import lightning as L
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from genlab.checkpoint import load_model, load_run_config
+    from tests.conftest import train_ddp_on_cpu
+
+    train_ddp_on_cpu(tmp_path, "model=vae", "data.batch_size=16", "callbacks.sample_quality=null", batches=1)
+    rows = list(csv.DictReader((tmp_path / "csv" / "metrics.csv").open()))
+    two = float(next(row["val/active_units"] for row in rows if row.get("val/active_units")))
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    datamodule = instantiate(OmegaConf.create(load_run_config(ckpt)["data"]))
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)
+    one = trainer.validate(load_model(ckpt), datamodule=datamodule, verbose=False)[0]["val/active_units"]
+    assert one == two and 0 < one <= 32  # 32 latent dims in model=vae

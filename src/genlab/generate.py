@@ -28,13 +28,28 @@ def run(cfg: DictConfig) -> Path:
         raise ConfigError(f"n={cfg.n}: ask for at least one image")
     model = load_model(cfg.ckpt, map_location=pick_device(cfg.device))
     surfaces.require(model, surfaces.Sampler, cfg.ckpt)
+    style = {} if cfg.truncation_psi is None else {"truncation_psi": cfg.truncation_psi}
+    if style or cfg.mode != "samples":
+        surfaces.require(model, surfaces.StyleSampler, cfg.ckpt)
+    if cfg.mode not in ("samples", "mixing", "interpolate"):
+        raise ConfigError(f"mode={cfg.mode}: use samples, mixing or interpolate")
     out = Path(cfg.out) if cfg.out else Path(cfg.ckpt).resolve().parent.parent / "generated"
     out.mkdir(parents=True, exist_ok=True)
 
     generator = torch.Generator(device=model.device).manual_seed(cfg.seed)
+    if cfg.mode != "samples":  # one figure: the style-mixing grid, or rows of W interpolations
+        rows = max(1, cfg.n // cfg.nrow)
+        figure = out / f"{cfg.mode}.png"
+        if cfg.mode == "mixing":
+            images, ncol = model.style_mixing_grid(rows, cfg.nrow, generator=generator), cfg.nrow + 1
+        else:
+            images, ncol = model.interpolate(rows, steps=cfg.nrow, generator=generator), cfg.nrow
+        save_image(to_grid(images.cpu(), ncol), figure)
+        print(f"wrote {figure}")
+        return out
     images = torch.cat(
         [
-            model.sample(min(cfg.batch_size, cfg.n - i), generator=generator).cpu()
+            model.sample(min(cfg.batch_size, cfg.n - i), generator=generator, **style).cpu()
             for i in range(0, cfg.n, cfg.batch_size)
         ]
     )

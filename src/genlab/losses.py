@@ -155,6 +155,32 @@ def gaussian_log_density(z: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
     return -0.5 * ((z - mu).pow(2) / logvar.exp() + logvar + math.log(2 * math.pi)).sum(dim=-1)
 
 
+# --- Karras et al. 2020 (StyleGAN2): path length E[(||J_w^T y||_2 - a)^2], y ~ N(0, I) / sqrt(HW) --
+
+
+def path_length_penalty(
+    fake: Tensor, ws: Tensor, mean_path_length: Tensor | float, decay: float = 0.01
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Path-length regulariser of StyleGAN2 (arXiv:1912.04958, eq. 4), as NVIDIA computes it.
+
+    ``fake`` = synthesis(``ws``) with ``ws`` [N, num_ws, w_dim] in the graph. The image-space noise y
+    is scaled by 1/sqrt(H W) so that lengths do not grow with the resolution; the length per sample
+    is sqrt(mean over ws of ||J_w^T y||^2). a, the running mean of lengths, is passed in and
+    returned moved by ``decay`` (a pure function: the caller keeps a in a buffer). The penalty uses
+    the moved a, which keeps a graph to this batch's lengths, as in NVIDIA's code.
+
+    Returns (penalty = mean_N (length - a)^2, mean length of the batch, new a detached).
+    Multiply the penalty by the weight (2) and the lazy interval (4) at the call site.
+    """
+    noise = torch.randn_like(fake) / math.sqrt(fake.shape[2] * fake.shape[3])
+    (grad,) = torch.autograd.grad((fake * noise).sum(), ws, create_graph=True)
+    lengths = grad.square().sum(dim=2).mean(dim=1).sqrt()
+    mean = torch.as_tensor(mean_path_length, dtype=lengths.dtype, device=lengths.device)
+    new_mean = mean.lerp(lengths.mean(), decay)
+    penalty = (lengths - new_mean).square().mean()
+    return penalty, lengths.mean().detach(), new_mean.detach()
+
+
 # --- Esser, Rombach & Ommer 2021 (VQGAN, eq. 7): the adaptive weight of the adversarial term ----
 # λ = ‖∇_L L_rec‖ / (‖∇_L L_GAN‖ + δ) at the decoder's last layer L balances the two gradients there,
 # so that the adversarial term neither drowns the reconstruction nor vanishes beside it.

@@ -24,6 +24,19 @@ class Sampler(Protocol):
 
 
 @runtime_checkable
+class StyleSampler(Protocol):
+    """Style-based generators: truncated samples, style-mixing grids and W-space interpolations."""
+
+    def sample(
+        self, n: int, generator: torch.Generator | None = None, truncation_psi: float | None = None
+    ) -> torch.Tensor: ...
+
+    def style_mixing_grid(self, rows: int, cols: int, generator: torch.Generator | None = None) -> torch.Tensor: ...
+
+    def interpolate(self, n: int, steps: int = 8, generator: torch.Generator | None = None) -> torch.Tensor: ...
+
+
+@runtime_checkable
 class Translator(Protocol):
     """Two-domain models: images of one domain to the other, same shape (``direction``: a2b | b2a)."""
 
@@ -73,6 +86,10 @@ class Likelihood(Protocol):
 # What each surface is called in messages, and the command that uses it ({ckpt} filled in).
 USES = {
     Sampler: ("sample new images", "python generate.py ckpt={ckpt} n=64"),
+    StyleSampler: (
+        "truncate, mix styles and interpolate in W",
+        "python generate.py ckpt={ckpt} truncation_psi=0.7 | mode=mixing | mode=interpolate",
+    ),
     Translator: ("translate images", "python translate.py ckpt={ckpt} input=DIR direction=a2b"),
     Autoencoder: ("reconstruct images", "python evaluate.py ckpt={ckpt} metrics='[mse,psnr,ssim]'"),
     Coder: (

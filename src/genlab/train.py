@@ -18,6 +18,7 @@ from genlab.callbacks import ImagesSeen, SampleQuality
 from genlab.checkpoint import AtomicCheckpointIO, RecordRun, read_checkpoint
 from genlab.config import config_dir
 from genlab.errors import ConfigError, MissingFile, UserError
+from genlab.loggers import WandbLogger
 from genlab.metrics import keys
 
 log = logging.getLogger("genlab")
@@ -76,8 +77,9 @@ def check_batches(cfg: DictConfig) -> None:
 def check_resume(cfg: DictConfig) -> None:
     """Resuming a run that already reached trainer.max_epochs would do nothing; say so instead."""
     saved = read_checkpoint(cfg.ckpt_path)
-    progress = saved.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {})
-    done = progress.get("completed", saved.get("epoch", -1) + 1)
+    # Lightning saves at an epoch's end after counting it processed and before counting it completed.
+    progress = saved.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("total", {})
+    done = progress.get("processed", saved.get("epoch", -1) + 1)
     max_epochs = cfg.trainer.get("max_epochs")
     if max_epochs not in (None, -1) and done >= max_epochs:
         raise UserError(
@@ -121,9 +123,13 @@ def build(
     time exactly this); ``trainer_overrides`` replace keys of ``cfg.trainer``."""
     datamodule: L.LightningDataModule = build_node(cfg.data, "data")
     model: L.LightningModule = build_node(cfg.model, "model", _recursive_=False, _convert_="all")
+    run_config = OmegaConf.to_container(cfg, resolve=True)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
-    callbacks += [ImagesSeen(), RecordRun(OmegaConf.to_container(cfg, resolve=True)), *(extra_callbacks or [])]
+    callbacks += [ImagesSeen(), RecordRun(run_config), *(extra_callbacks or [])]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            logger.record_config(run_config)
     if cfg.trainer.get("strategy") == "ddp" and getattr(model, "has_frozen_players", False):
         # Each player's update leaves the frozen players' weights out of the graph, which plain DDP
         # takes for a bug; families without frozen players keep plain (faster) DDP.

@@ -114,11 +114,12 @@ class ShapesDataModule(ImageDataModule):
     """Procedural RGB shapes; labels are (shape index, colour index) as a [N, 2] tensor."""
 
     domain_classifier = "shapes"  # the shipped metrics classifier of these images
+    name = "shapes"  # the data option, in messages
 
     def __init__(
         self, image_size: int = 32, channels: int = 3, n_train: int = 5000, n_val: int = 500, seed: int = 0, **kwargs
     ):
-        require_channels("shapes", channels, 3)
+        require_channels(self.name, channels, 3)
         super().__init__(image_size=image_size, channels=channels, **kwargs)
         self.n_train, self.n_val, self.seed = n_train, n_val, seed
 

@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from genlab.data.base import DataError, ImageDataModule
-from genlab.data.embedded import SHAPES, render_shapes, require_channels, sample_shape_params
+from genlab.data.embedded import SHAPES, ShapesDataModule, render_shapes, sample_shape_params
 from genlab.data.folder import ImageFiles, check_readable, find_images
 
 log = logging.getLogger("genlab")
@@ -165,22 +165,17 @@ class UnpairedFolderDataModule(ImageDataModule):
         return train, val
 
 
-class ShapesUnpairedDataModule(ImageDataModule):
+class ShapesUnpairedDataModule(ShapesDataModule):
     """Domain A: filled circles; domain B: filled squares; colours, background, size and position
     drawn from the same distribution (:func:`genlab.data.embedded.sample_shape_params`). Training
     draws A and B independently. The validation split renders, for every A circle, the square with
     the same parameters as ``b_true``: the exact answer of A→B, so PSNR/SSIM measure translation."""
 
     batches = "domains"  # {"a": ..., "b": ...}
+    name = "shapes_unpaired"
 
-    domain_classifier = "shapes"  # the shipped metrics classifier of these images
-
-    def __init__(
-        self, image_size: int = 32, channels: int = 3, n_train: int = 2000, n_val: int = 200, seed: int = 0, **kwargs
-    ):
-        require_channels("shapes_unpaired", channels, 3)
-        super().__init__(image_size=image_size, channels=channels, **kwargs)
-        self.n_train, self.n_val, self.seed = n_train, n_val, seed
+    def __init__(self, n_train: int = 2000, n_val: int = 200, **kwargs):
+        super().__init__(n_train=n_train, n_val=n_val, **kwargs)
 
     def render(self, kind: str, n: int, seed: int) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
         params = sample_shape_params(np.random.default_rng(seed), n, self.image_size)

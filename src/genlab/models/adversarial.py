@@ -83,7 +83,7 @@ class AdversarialModule(L.LightningModule):
     @property
     def sampler(self) -> nn.Module:
         """The generator that evaluation and sampling use: the EMA copy when there is one."""
-        return self.generator_ema if self.generator_ema is not None else self.generator
+        return self.generator_ema.average if self.generator_ema is not None else self.generator
 
     def update(self, opt, loss: torch.Tensor) -> None:
         """One optimizer step on ``loss``. Call inside ``self.toggled_optimizer(opt)`` wrapping the

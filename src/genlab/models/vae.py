@@ -113,7 +113,9 @@ class VAE(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         count, total, squares = self.trainer.strategy.reduce(self._moments, reduce_op="sum")
-        self.log("val/active_units", float(active_units(count, total, squares, self.hparams.active_threshold)))
+        # From sums over every process: the same count on each rank, so the (mean) sync keeps it.
+        value = float(active_units(count, total, squares, self.hparams.active_threshold))
+        self.log("val/active_units", value, sync_dist=True)
 
     @torch.no_grad()
     def importance_weighted_nll(

@@ -130,15 +130,10 @@ class VQVAEPrior(L.LightningModule):
         return torch.stack(codes, dim=1).view(n, *self.vqvae.code_shape)
 
     @torch.no_grad()
-    def sample(
-        self,
-        n: int,
-        generator: torch.Generator | None = None,
-        temperature: float | None = None,
-        top_k: int | None = None,
-    ) -> torch.Tensor:
-        """n new images in [-1, 1]: codes from the prior, decoded by the VQ-VAE."""
-        return self.vqvae.decode(self.sample_codes(n, generator, temperature, top_k))
+    def sample(self, n: int, generator: torch.Generator | None = None, **options) -> torch.Tensor:
+        """n new images in [-1, 1]: codes from the prior (``temperature``, ``top_k``: see
+        :meth:`sample_codes`), decoded by the VQ-VAE."""
+        return self.vqvae.decode(self.sample_codes(n, generator, **options))
 
     @torch.no_grad()
     def previews(self, batch) -> dict[str, tuple[torch.Tensor, int]]:
