@@ -118,11 +118,21 @@ def test_lpips_reads_the_given_backbone_and_stays_out_of_the_checkpoint(tmp_path
     assert distance.state_dict() == {} and not list(distance.parameters())
 
 
+class CountBatches(L.Callback):
+    def __init__(self):
+        self.started = 0
+
+    def on_train_batch_start(self, *args):
+        self.started += 1
+
+
 def test_a_missing_lpips_backbone_stops_training_before_the_first_step(make_cfg, tmp_path):
     missing = tmp_path / "nowhere.pth"
     cfg = make_cfg(*TINY, "model/perceptual=lpips", f"model.perceptual.backbone_weights={missing}")
+    count = CountBatches()
     with pytest.raises(MissingFile, match="nowhere.pth"):
-        train.run(cfg)
+        train.run(cfg, callbacks=[count])
+    assert count.started == 0
     assert not list(Path(cfg.paths.output_dir).rglob("*.ckpt"))
 
 
