@@ -27,20 +27,23 @@ class VAEGAN(AdversarialModule):
     reconstruction x̃ and z_p ~ p(z) = N(0, I) to a sample x_p; Dis_l is a hidden layer of the
     discriminator Dis. With one reparameterised z per image, the three players minimise
 
-        Enc:  L_prior + L_llike                   L_prior = KL(q(z|x) ‖ p(z))          (per image, summed over z)
-        Dec:  γ · L_llike + L_G(x̃) + L_G(x_p)     L_llike = ½ ‖Dis_l(x̃) − Dis_l(x)‖²  (Gaussian −log p(Dis_l(x) | z), σ = 1)
+        Enc:  L_prior + L_llike
+        Dec:  γ · L_llike + L_G(x̃) + L_G(x_p)
         Dis:  L_D(x; x̃ ∪ x_p)
+
+        L_prior = KL(q(z|x) ‖ p(z))                 (per image, summed over the latent dims)
+        L_llike = ½ ‖Dis_l(x̃) − Dis_l(x)‖²          (−log N(Dis_l(x) | Dis_l(x̃), I) up to a constant)
 
     (the paper's Algorithm 1, with L_GAN's two sides written as losses: L_D and L_G are the pair
     ``model/loss`` names, the non-saturating one by default; the authors' code reverses D's
     gradient into the decoder, which is ``model/loss=minimax``). The GAN terms do not reach the
-    encoder and the feature term does not train Dis, as the paper prescribes. Dis sees x, x̃ and x_p
-    together, so real images weigh as much as the two fakes combined (the authors' default
-    ``real_vs_gen_weight=0.5``; their CelebA run used 0.66). In each update Dis sees x, x̃ and x_p
-    as one batch (its batch norm the same for all three), and one pass gives both Dis_l and the
-    logits (the authors' code passes x̃ and x alone for the feature term). Each player's update is
-    its own optimizer step on the current batch, in the order Enc, Dec, Dis. Not reproduced: the
-    authors' code skips D's update while D wins by a margin, and the decoder's while D loses by one
+    encoder and the feature term does not train Dis, as the paper prescribes. In every update Dis
+    sees x, x̃ and x_p as one batch (one batch-norm statistic for all three; one pass gives Dis_l
+    and the logits; the authors' code passes x̃ and x alone for the feature term), and L_D averages
+    over the fakes, so real images weigh as much as the two kinds of fakes together (the authors'
+    default ``real_vs_gen_weight=0.5``; their CelebA run used 0.66). Each player's update is its own
+    optimizer step on the current batch, in the order Enc, Dec, Dis. Not reproduced: the authors'
+    code skips D's update while D wins by a margin, and the decoder's while D loses by one
     (``gan_margin``).
 
     Logged: ``train/kl``, ``train/llike`` (nats per image), ``train/loss_e|g|d``, ``train/d_real``,

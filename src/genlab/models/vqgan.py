@@ -26,14 +26,14 @@ class VQGAN(CodebookAutoencoder, AdversarialModule):
         L_AE = L_rec + ‖sg[z_e] − z_q‖² + β ‖z_e − sg[z_q]‖² + f_t · λ · L_G(D(x̂))
         L_rec = ‖x − x̂‖₁ + w_p · P(x̂, x)
 
-    and the PatchGAN D minimises f_t · L_D(D(x), D(sg[x̂])), where (the paper's eq. 7)
+    and the PatchGAN D minimises f_t · L_D(D(x), D(sg[x̂])), where
 
         λ = disc_weight · clamp(‖∇_L L_rec‖ / (‖∇_L L_G‖ + 10⁻⁴), 0, max_adaptive_weight)
 
-    at the decoder's last layer L (:func:`genlab.losses.adaptive_weight`), and f_t = 1 from the
-    ``disc_start``-th batch of the run on (counted over the whole run like every schedule here:
-    ``batches_seen``), 0 before: until then D is not updated and the autoencoder learns to
-    reconstruct alone. ‖·‖₁ and ‖·‖² are means over elements. Hinge losses by default
+    at the decoder's last layer L (the paper's eq. 7; the clamp and ``disc_weight`` are taming's;
+    :func:`genlab.losses.adaptive_weight`), and f_t = 0 for the first ``disc_start`` batches of the
+    run, 1 afterwards (taming's ``global_step >= disc_start``, counted here by ``batches_seen``,
+    which never resets): until then D is not updated and the autoencoder learns to reconstruct alone. ‖·‖₁ and ‖·‖² are means over elements. Hinge losses by default
     (``model/loss=hinge``): L_D = E[max(0, 1 − D(x))] + E[max(0, 1 + D(x̂))], L_G = −E[D(x̂)]
     (taming halves L_D, which Adam's scale invariance makes immaterial).
 
