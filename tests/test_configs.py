@@ -1,5 +1,7 @@
 """Every shipped config composes and builds its model and data (GPU recipes are built, not trained)."""
 
+from pathlib import Path
+
 import pytest
 from hydra.utils import instantiate
 
@@ -7,7 +9,18 @@ from genlab.config import compose_train, config_dir
 
 EXPERIMENTS = sorted(p.stem for p in (config_dir() / "experiment").glob("*.yaml"))
 # Recipes whose model needs an artefact of an earlier stage (e.g. a trained VQ-VAE) to be built.
-NEEDS_ARTEFACT = {"vqvae_prior_digits"}  # built from a VQ-VAE checkpoint in test_vqvae_prior.py
+# Built from checkpoints in test_vqvae_prior.py (a VQ-VAE's) and test_vqgan.py (a VQGAN's).
+NEEDS_ARTEFACT = {"vqvae_prior_digits", "vqgan_prior_digits"}
+
+
+def image_folder(root: Path, size: int = 8) -> Path:
+    """A few small images, standing in for the folder a recipe on the user's data points at."""
+    from PIL import Image
+
+    root.mkdir()
+    for i in range(4):
+        Image.new("RGB", (size, size), (60 * i, 0, 0)).save(root / f"{i}.png")
+    return root
 
 
 # GPU recipes on a public dataset the user downloads into a folder: building their data names the folder and the source.
@@ -23,6 +36,9 @@ NEEDS_USER_DATA = {
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiment_composes_and_builds(experiment, tmp_path):
     cfg = compose_train([f"experiment={experiment}"], output_dir=tmp_path)
+    if cfg.data._target_.endswith("FolderDataModule"):  # the user's folder: here a stand-in
+        folder = image_folder(tmp_path / "images")
+        cfg = compose_train([f"experiment={experiment}", f"data.path={folder}"], output_dir=tmp_path)
     assert cfg.model.get("_target_") and cfg.data.get("_target_")
     if experiment in NEEDS_USER_DATA:
         with pytest.raises(

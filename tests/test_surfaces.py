@@ -25,6 +25,8 @@ def build(model: str, data: str = "digits"):
         ("cyclegan", "shapes_unpaired", [surfaces.Translator]),
         ("vae", "digits", [surfaces.Sampler, surfaces.Autoencoder, surfaces.Likelihood]),
         ("vqvae", "digits", [surfaces.Autoencoder, surfaces.Coder]),
+        ("vaegan", "digits", [surfaces.Sampler, surfaces.Autoencoder]),
+        ("vqgan", "digits", [surfaces.Autoencoder, surfaces.Coder]),
     ],
 )
 def test_each_family_exposes_its_surfaces(model, data, expected):

@@ -221,3 +221,22 @@ def feature_matching_loss(features_fake: list[Tensor], features_real: list[Tenso
         )
     terms = [(fake - real.detach()).abs().pow(power).mean() for fake, real in zip(features_fake, features_real)]
     return torch.stack(terms).mean()
+
+
+# --- Esser, Rombach & Ommer 2021 (VQGAN, eq. 7): the adaptive weight of the adversarial term ----
+# λ = ‖∇_L L_rec‖ / (‖∇_L L_GAN‖ + δ) at the decoder's last layer L balances the two gradients there,
+# so that the adversarial term neither drowns the reconstruction nor vanishes beside it.
+
+
+def adaptive_weight(
+    rec_loss: Tensor, gan_loss: Tensor, last_layer: Tensor, max_weight: float = 1e4, delta: float = 1e-4
+) -> Tensor:
+    """λ = ‖∇_L L_rec‖₂ / (‖∇_L L_GAN‖₂ + δ), clamped to [0, max_weight] and detached (a weight, not a
+    term to optimise), as taming-transformers computes it; multiply by ``disc_weight`` at the call site.
+
+    ``last_layer`` is the weight tensor L both losses depend on; their graphs are kept for the
+    backward pass that follows.
+    """
+    (grad_rec,) = torch.autograd.grad(rec_loss, last_layer, retain_graph=True)
+    (grad_gan,) = torch.autograd.grad(gan_loss, last_layer, retain_graph=True)
+    return (grad_rec.norm() / (grad_gan.norm() + delta)).clamp(0.0, max_weight).detach()

@@ -52,7 +52,14 @@ class Autoencoder(Protocol):
 
 @runtime_checkable
 class Coder(Protocol):
-    """Autoencoders with discrete codes a second stage can model (VQ-VAE, VQGAN)."""
+    """Autoencoders with discrete codes a second stage can model (VQ-VAE, VQGAN): ``encode`` maps
+    images of ``image_size`` px to code indices [N, h, w] with (h, w) = ``code_shape``, each in
+    [0, ``num_codes``); ``decode`` maps such indices back to images in [-1, 1]. A prior over the
+    codes (``model=vqvae_prior``) needs exactly this and nothing of the family's class."""
+
+    image_size: int
+    num_codes: int
+    code_shape: tuple[int, int]
 
     def encode(self, x: torch.Tensor) -> torch.Tensor: ...
 

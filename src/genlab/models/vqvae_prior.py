@@ -1,4 +1,5 @@
-"""Second stage of a VQ-VAE: an autoregressive prior over its code maps, which makes it a generator."""
+"""Second stage of a discrete autoencoder (VQ-VAE, VQGAN): an autoregressive prior over its code maps,
+which makes it a generator."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import get_class, instantiate
 
+from genlab import surfaces
 from genlab.checkpoint import MODEL_CLASS_KEY, read_checkpoint
 from genlab.logs import writes_this_step
 from genlab.models.adversarial import evaluating
@@ -19,6 +21,9 @@ from genlab.models.adversarial import evaluating
 class VQVAEPrior(L.LightningModule):
     """Autoregressive prior over a frozen VQ-VAE's codes (van den Oord et al. 2017,
     arXiv:1711.00937, section 3.2), here a small causal transformer instead of the paper's PixelCNN.
+    Any :class:`~genlab.surfaces.Coder` serves as the first stage (a VQGAN's codes, as Esser et al.
+    2021 model them, work the same way): the prior uses its ``encode``, ``decode``, ``image_size``,
+    ``code_shape`` and ``num_codes`` and nothing of its class.
 
     With c = (c_1, ..., c_L) the raster-ordered code map of x (L = h·w), the prior
     p_ψ(c) = Π_t p_ψ(c_t | c_<t) is fit by maximum likelihood,
@@ -29,7 +34,7 @@ class VQVAEPrior(L.LightningModule):
     code one image's map). Sampling draws c_t in order, from softmax(logits / temperature)
     restricted to the ``top_k`` most likely codes (None: all), then decodes the map with the VQ-VAE.
 
-    The VQ-VAE is read once from ``vqvae_ckpt``; its class and hyper-parameters are then copied into
+    The first stage is read once from ``vqvae_ckpt``; its class and hyper-parameters are then copied into
     this model's own (``vqvae_class``, ``vqvae_hparams``) and its weights live in this checkpoint
     (submodule ``vqvae``), so the prior's checkpoint alone rebuilds the whole generator.
     """
@@ -53,6 +58,11 @@ class VQVAEPrior(L.LightningModule):
             self.hparams.vqvae_class = checkpoint[MODEL_CLASS_KEY]
             self.hparams.vqvae_hparams = dict(checkpoint["hyper_parameters"])
         self.vqvae = get_class(self.hparams.vqvae_class)(**self.hparams.vqvae_hparams)
+        if not surfaces.can(self.vqvae, surfaces.Coder):
+            raise surfaces.MissingSurface(
+                f"model.vqvae_ckpt={vqvae_ckpt}: {type(self.vqvae).__name__} has no discrete codes for a prior "
+                f"to model (train model=vqvae or model=vqgan for that). {surfaces.describe(self.vqvae, vqvae_ckpt)}"
+            )
         if checkpoint is not None:
             self.vqvae.load_state_dict(checkpoint["state_dict"])
         self.vqvae.requires_grad_(False).eval()
@@ -69,11 +79,11 @@ class VQVAEPrior(L.LightningModule):
 
     def codes(self, x: torch.Tensor) -> torch.Tensor:
         """Raster-ordered code sequences [N, h·w] of images x."""
-        expected = self.vqvae.hparams.image_size
+        expected = self.vqvae.image_size
         if x.shape[-1] != expected or x.shape[-2] != expected:
             raise ValueError(
-                f"images are {tuple(x.shape[-2:])} but the VQ-VAE was trained at {expected}px; "
-                f"use the VQ-VAE's data (data.image_size={expected})"
+                f"images are {tuple(x.shape[-2:])} but the {type(self.vqvae).__name__} was trained at {expected}px; "
+                f"use its data (data.image_size={expected})"
             )
         return self.vqvae.encode(x).flatten(1)
 

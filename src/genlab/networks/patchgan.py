@@ -60,6 +60,10 @@ class Discriminator(nn.Module):
                 features.append(x)
         return features, x
 
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The hidden activations (after each LeakyReLU), for feature-matching losses."""
+        return self.forward_features(x)[0]
+
     def check(self, x: torch.Tensor) -> None:
         if x.dim() != 4 or x.shape[1] != self.channels:
             raise ValueError(f"expected images [N, {self.channels}, H, W], got {tuple(x.shape)}")

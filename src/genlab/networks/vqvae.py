@@ -85,6 +85,11 @@ class Decoder(nn.Module):
             c_in = c_out
         self.net = nn.Sequential(*layers)
 
+    @property
+    def last_layer(self) -> torch.Tensor:
+        """The output layer's weight, where VQGAN balances its loss terms' gradients."""
+        return self.net[-1].weight
+
     def forward(self, z_q: torch.Tensor) -> torch.Tensor:
         return self.net(z_q)
 
