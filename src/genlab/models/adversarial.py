@@ -66,6 +66,12 @@ class AdversarialModule(L.LightningModule):
             self.generator_ema = EMA(self.generator, decay=self.ema_decay)
         self.register_buffer("fixed_z", torch.randn(n_preview, self.generator.latent_dim))
 
+    def init_losses(self, loss: Mapping) -> None:
+        """The adversarial pair a config names (``conf/model/loss/*.yaml``): ``d_loss``, ``g_loss``, and
+        whether D's logits read as probabilities (the logistic losses)."""
+        self.d_loss, self.g_loss = instantiate(loss["d"]), instantiate(loss["g"])
+        self.d_is_probability = bool(loss.get("probability", False))
+
     def every(self, interval: int) -> bool:
         """Whether this batch is the interval-th, 2·interval-th, ... of the run (counting from 1)."""
         return (int(self.batches_seen) + 1) % interval == 0

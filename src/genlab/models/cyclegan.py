@@ -102,8 +102,7 @@ class CycleGAN(AdversarialModule):
         self.save_hyperparameters()
         self.g_a, self.g_b = instantiate(generator), instantiate(generator)
         self.d_a, self.d_b = instantiate(discriminator), instantiate(discriminator)
-        self.d_loss = instantiate(loss["d"])
-        self.g_loss = instantiate(loss["g"])
+        self.init_losses(loss)
         self.pool_a, self.pool_b = ImagePool(pool_size), ImagePool(pool_size)  # fake_a and fake_b history
 
     batches = "domains"  # {"a": ..., "b": ...} batches of two unpaired domains

@@ -72,9 +72,7 @@ class VAEGAN(AdversarialModule):
         self.generator = instantiate(generator, latent_dim=latent_dim)
         self.discriminator = instantiate(discriminator)
         self.init_generator(n_preview)
-        self.d_loss = instantiate(loss["d"])
-        self.g_loss = instantiate(loss["g"])
-        self.d_is_probability = bool(loss.get("probability", False))
+        self.init_losses(loss)
 
     def configure_optimizers(self):
         return (

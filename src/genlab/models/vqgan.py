@@ -79,8 +79,7 @@ class VQGAN(CodebookAutoencoder, AdversarialModule):
         self.build_coder(encoder, decoder, quantizer, channels)
         self.discriminator = instantiate(discriminator)
         self.perceptual = instantiate(perceptual) if perceptual is not None else None
-        self.d_loss = instantiate(loss["d"])
-        self.g_loss = instantiate(loss["g"])
+        self.init_losses(loss)
 
     def setup(self, stage: str) -> None:
         if stage == "fit" and self.perceptual is not None:

@@ -18,9 +18,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from genlab import losses
 from genlab.errors import MissingFile
 from genlab.metrics.functional import LPIPS_BACKBONES
 
@@ -40,9 +40,8 @@ class FeatureMatching(nn.Module):
         """Nothing to read: the features are the discriminator's."""
 
     def forward(self, recon: torch.Tensor, real: torch.Tensor, discriminator: nn.Module) -> torch.Tensor:
-        features = discriminator.features(torch.cat([real, recon]))
-        pairs = [f.chunk(2) for f in features]
-        return sum(F.l1_loss(fake, true.detach()) for true, fake in pairs) / len(pairs)
+        halves = [f.chunk(2) for f in discriminator.features(torch.cat([real, recon]))]
+        return losses.feature_matching_loss([fake for _, fake in halves], [true for true, _ in halves], power=1)
 
 
 class LPIPS(nn.Module):

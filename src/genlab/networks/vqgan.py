@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genlab.networks import vqvae
+
 
 def group_norm(channels: int, groups: int) -> nn.GroupNorm:
     return nn.GroupNorm(min(groups, channels), channels, eps=1e-6)
@@ -133,8 +135,7 @@ class Encoder(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] % self.factor or x.shape[-2] % self.factor:
-            raise ValueError(f"image size {tuple(x.shape[-2:])} is not divisible by {self.factor} (data.image_size)")
+        vqvae.check_divisible(x, self.factor)
         return self.net(x)
 
 

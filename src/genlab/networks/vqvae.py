@@ -30,6 +30,12 @@ class Residual(nn.Module):
         return x + self.block(x)
 
 
+def check_divisible(x: torch.Tensor, factor: int) -> None:
+    """Encoders that downsample by ``factor`` need image sides that are multiples of it."""
+    if x.shape[-1] % factor or x.shape[-2] % factor:
+        raise ValueError(f"image size {tuple(x.shape[-2:])} is not divisible by {factor} (data.image_size)")
+
+
 class Encoder(nn.Module):
     """image [N, channels, H, W] -> z_e [N, code_dim, H / 2^downsample, W / 2^downsample]."""
 
@@ -56,8 +62,7 @@ class Encoder(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] % self.factor or x.shape[-2] % self.factor:
-            raise ValueError(f"image size {tuple(x.shape[-2:])} is not divisible by {self.factor} (data.image_size)")
+        check_divisible(x, self.factor)
         return self.net(x)
 
 
