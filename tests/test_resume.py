@@ -11,6 +11,7 @@ import torch
 
 from genlab import train
 from genlab.callbacks.rng import rng_states, set_rng_states
+from tests.test_stylegan2 import TINY as STYLEGAN2_TINY
 from tests.test_train import MODELS, model_overrides
 
 # Per family: the smallest networks that train, and the state worth exercising (dcgan's EMA,
@@ -28,18 +29,8 @@ SMALL = {
     "dcgan": ["model.generator.width=8", "model.discriminator.width=8", "model.ema_decay=0.99"],
     "sngan": ["model.generator.width=8", "model.discriminator.width=8"],
     "wgan_gp": ["model.generator.width=8", "model.discriminator.width=8"],
-    "stylegan2": [
-        "data.image_size=8",
-        "model/augment=ada",
-        "model.generator.z_dim=16",
-        "model.generator.w_dim=16",
-        "model.generator.mapping_layers=2",
-        "model.generator.channel_base=64",
-        "model.generator.channel_max=16",
-        "model.discriminator.channel_base=64",
-        "model.discriminator.channel_max=16",
-        "model.n_preview=16",
-    ],
+    "stylegan2": [o for o in STYLEGAN2_TINY if not o.startswith(("model=", "callbacks.", "data.batch"))]
+    + ["model/augment=ada"],
     "vae": ["model.encoder.width=8", "model.decoder.width=8"],
     "vqvae": ["model.encoder.hidden=16", "model.encoder.residual_hidden=8"],
     "vqvae_prior": ["model.transformer.dim=16", "model.transformer.depth=1", "model.transformer.heads=2"],

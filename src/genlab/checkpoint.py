@@ -1,7 +1,7 @@
 """Checkpoints that survive a kill, rebuild their model from the file alone, and never run code.
 
-A checkpoint is a file users share, so it is read as data. Unpickled freely
-(``torch.load(weights_only=False)``), a crafted file runs any command the moment
+A checkpoint is a file users share, so it is read as data. Unpickled freely (``torch.load`` with
+the weights-only guard off), a crafted file runs any command the moment
 ``python generate.py ckpt=downloaded.ckpt`` opens it: its pickle can call any Python function. And
 the names it carries (the model class, the ``_target_`` of every network, optimizer and data
 module, loss functions) are imported and called to rebuild the model: ``_target_: os.system`` would
