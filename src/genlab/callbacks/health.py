@@ -48,6 +48,11 @@ class Alarm:
         self.count = 0  # consecutive bad checks
         self.fired = False
 
+    def record(self, values: dict[str, float], bad: bool) -> bool:
+        """Writes this check's 0/1 flag into ``values`` (what the loggers get), then :meth:`check`."""
+        values[self.key] = float(bad)
+        return self.check(bad)
+
     def check(self, bad: bool) -> bool:
         """Record one check; True exactly once, when the alarm goes off."""
         self.count = self.count + 1 if bad else 0
@@ -306,8 +311,7 @@ class TrainingHealth(L.Callback):
         if self.min_active_units is not None and "val/active_units" in metrics:
             active = int(metrics["val/active_units"])
             alarm = self.alarms["posterior_collapse"]
-            values[alarm.key] = float(active < self.min_active_units)
-            if alarm.check(active < self.min_active_units):
+            if alarm.record(values, active < self.min_active_units):
                 warn(
                     f"posterior collapse after epoch {epoch}: {active} active latent units (val/active_units) for "
                     f"{alarm.patience} epochs: the decoder ignores z and samples all look alike. Lower the KL weight "
@@ -320,8 +324,7 @@ class TrainingHealth(L.Callback):
             fell = self.perplexity_drop is not None and perplexity < self.perplexity_drop * best
             low = self.min_perplexity is not None and perplexity < self.min_perplexity
             alarm = self.alarms["codebook_collapse"]
-            values[alarm.key] = float(fell or low)
-            if alarm.check(fell or low):
+            if alarm.record(values, fell or low):
                 used = f", {usage:.1%} of the codes used" if usage is not None else ""
                 warn(
                     f"codebook collapse after epoch {epoch}: val/perplexity = {perplexity:.2f} effective codes{used} "
@@ -346,8 +349,7 @@ class TrainingHealth(L.Callback):
             # puts everything in one class, and early coverage wanders.
             fell = 2 * best >= self._real_coverage and coverage < self.coverage_drop * best
             alarm = self.alarms["mode_collapse"]
-            values[alarm.key] = float(fell)
-            if alarm.check(fell):
+            if alarm.record(values, fell):
                 warn(
                     f"mode collapse after epoch {epoch}: {self.n_samples} fixed-noise samples fall in {coverage} of "
                     f"the classifier's {classes} classes (≥ {self.min_class_share:.0%} each), down from {best}, for "
@@ -360,8 +362,7 @@ class TrainingHealth(L.Callback):
             varied = best_diversity >= 0.5
             alike = varied and diversity < self.min_diversity
             alarm = self.alarms["near_duplicates"]
-            values[alarm.key] = float(alike)
-            if alarm.check(alike):
+            if alarm.record(values, alike):
                 warn(
                     f"near-duplicate samples after epoch {epoch}: the mean feature distance between samples is "
                     f"{diversity:.3f} of that between real images (best so far {best_diversity:.3f}), for "
