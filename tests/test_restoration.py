@@ -104,6 +104,20 @@ def test_known_pixels_are_kept_exactly_and_the_hole_content_is_ignored():
     assert torch.equal(model.restore(garbage, mask), out)
 
 
+def test_prefill_gives_the_network_the_holes_filled_from_their_surroundings():
+    model = build("data=shapes", "degradation=inpaint_box", *TINY_UNET, "model.prefill=true")
+    seen = []
+    model.generator.register_forward_pre_hook(lambda net, args: seen.append(args[0]))
+    y = torch.full((1, 3, 16, 16), 0.5)
+    mask = torch.zeros(1, 1, 16, 16)
+    mask[..., 4:12, 4:12] = 1
+    model.restore(y, mask)
+    assert torch.allclose(seen[-1], y)  # a flat photo's hole is flat, not grey
+    model.hparams.prefill = False
+    model.restore(y, mask)
+    assert torch.equal(seen[-1][..., 4:12, 4:12], torch.zeros(1, 3, 8, 8))
+
+
 def test_an_inpainting_model_needs_the_mask_and_the_others_refuse_one():
     with pytest.raises(UserError, match="needs to know where they are"):
         build("data=digits", "degradation=inpaint_box", *TINY_UNET).restore(torch.zeros(1, 1, 8, 8))

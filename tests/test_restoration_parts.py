@@ -137,6 +137,27 @@ def test_residual_networks_return_the_input_when_the_residual_is_zero(scale):
     assert torch.allclose(y - net(y), net.head(net.body(y)), atol=1e-6)  # output = input − predicted noise
 
 
+def test_hole_fill_keeps_known_pixels_and_reproduces_smooth_images():
+    torch.manual_seed(0)
+    mask = (torch.rand(2, 1, 19, 23) > 0.5).float()  # odd sizes: the pyramid pools with ceil_mode
+    mask[:, :, 4:15, 5:17] = 1  # and a large box
+    y = torch.randn(2, 3, 19, 23)
+    filled = restoration.fill_holes(y * (1 - mask), mask)
+    known = (mask == 0).expand_as(y)
+    assert torch.equal(filled[known], y[known])
+    flat = torch.full_like(y, 0.3)
+    assert torch.allclose(restoration.fill_holes(flat * (1 - mask), mask, smoothing=10), flat, atol=1e-6)
+    # A linear ramp is harmonic: the membrane fill converges to it; push-pull alone is only close.
+    ramp = torch.linspace(-1, 1, 23).expand(2, 3, 19, 23).contiguous()
+    box = torch.zeros(2, 1, 19, 23)
+    box[:, :, 5:14, 6:17] = 1
+    coarse = (restoration.fill_holes(ramp * (1 - box), box) - ramp).abs().max()
+    fine = (restoration.fill_holes(ramp * (1 - box), box, smoothing=400) - ramp).abs().max()
+    assert fine < 1e-3 < coarse < 0.5
+    everything = torch.ones(1, 1, 8, 8)
+    assert torch.equal(restoration.fill_holes(torch.randn(1, 3, 8, 8), everything), torch.zeros(1, 3, 8, 8))
+
+
 def test_dncnn_paper_architecture():
     net = dncnn.DnCNN()  # DnCNN-S: grey, depth 17, 64 channels, BN in the 15 middle layers
     convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]

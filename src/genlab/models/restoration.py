@@ -14,7 +14,7 @@ from genlab.errors import UserError
 from genlab.logs import writes_this_step
 from genlab.metrics import paired
 from genlab.models.adversarial import AdversarialModule, evaluating
-from genlab.networks.restoration import pad_to_multiple
+from genlab.networks.restoration import fill_holes, pad_to_multiple
 
 VAL_METRICS = ("psnr", "ssim", "l1")  # + psnr_hole and l1_hole for inpainting (genlab.metrics.paired)
 
@@ -64,6 +64,8 @@ class Restoration(AdversarialModule):
         feature_power: int = 1,  # p of L_feat: 1 (pix2pixHD) or 2 (LaMa, perceptual losses)
         scheduler: Mapping[str, Any] | None = None,  # _partial_ LR scheduler stepped per epoch; null = constant
         grad_clip: float | None = None,  # max global grad norm per update; None = off
+        prefill: bool = False,  # inpainting: f sees the holes filled smoothly (push-pull + membrane), not grey
+        prefill_smoothing: int = 100,  # Jacobi steps of the membrane fill after push-pull
     ):
         super().__init__(grad_clip=grad_clip)
         self.save_hyperparameters()
@@ -103,7 +105,12 @@ class Restoration(AdversarialModule):
         return optimizers, [instantiate(self.hparams.scheduler)(opt) for opt in optimizers]
 
     def estimates(self, y: torch.Tensor, mask: torch.Tensor | None) -> list[torch.Tensor]:
-        """f(y) as a list: T estimates of a recurrent network, one of any other."""
+        """f(y) as a list: T estimates of a recurrent network, one of any other. With ``prefill``, the
+        holes of y are first filled from their surroundings (:func:`fill_holes`): f refines a smooth fill
+        (the coarse-to-fine split of DeepFill, Yu et al. 2018, with a classical coarse stage), and a
+        residual network starts from it instead of from grey."""
+        if self.hparams.prefill and mask is not None:
+            y = fill_holes(y, mask, self.hparams.prefill_smoothing)
         out = self.generator(y, mask)
         return out if isinstance(out, list) else [out]
 

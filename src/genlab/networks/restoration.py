@@ -22,6 +22,40 @@ def upsample_bicubic(y: torch.Tensor, scale: int) -> torch.Tensor:
     return y if scale == 1 else F.interpolate(y, scale_factor=scale, mode="bicubic", align_corners=False)
 
 
+def fill_holes(y: torch.Tensor, mask: torch.Tensor, smoothing: int = 0) -> torch.Tensor:
+    """y [N, C, H, W] with its missing pixels (mask [N, 1, H, W], 1 = missing) filled smoothly from the
+    known ones: the push-pull pyramid of Gortler et al. 1996 ("The Lumigraph"), then ``smoothing``
+    Jacobi steps of Laplace's equation inside the holes (the membrane fill that OpenCV's Navier-Stokes
+    method approximates). Known pixels are returned unchanged; an image with no known pixel gives 0.
+
+    Push: average the known pixels 2×2 at a time, carrying the fraction known, up to 1×1 or until
+    every cell holds some known pixel. Pull: from the coarsest level down, each cell's colour is
+    its own average blended with the bilinear upsampling of the coarser colour, weighted by how much
+    of the cell is known. Cost O(pixels): a coarse fill a network can refine instead of inventing
+    a hole's colours from zeros."""
+    known = 1 - mask.to(y.dtype)
+    levels = [(y * known, known)]  # (sum of known values, fraction known), both 2x2-averaged per level
+    while min(levels[-1][1].shape[-2:]) > 1 and bool((levels[-1][1] == 0).any()):
+        total, weight = levels[-1]
+        levels.append((F.avg_pool2d(total, 2, ceil_mode=True), F.avg_pool2d(weight, 2, ceil_mode=True)))
+    colour = None
+    for total, weight in reversed(levels):
+        own = total / weight.clamp_min(1e-8)
+        if colour is None:
+            colour = own * (weight > 0)
+            continue
+        coarse = F.interpolate(colour, size=total.shape[-2:], mode="bilinear", align_corners=False)
+        colour = weight * own + (1 - weight) * coarse
+    filled = known * y + (1 - known) * colour
+    if smoothing > 0:
+        neighbours = torch.tensor([[0.0, 0.25, 0.0], [0.25, 0.0, 0.25], [0.0, 0.25, 0.0]], dtype=y.dtype)
+        kernel = neighbours.to(y.device).expand(y.shape[1], 1, 3, 3)
+        for _ in range(smoothing):
+            average = F.conv2d(F.pad(filled, (1, 1, 1, 1), mode="replicate"), kernel, groups=y.shape[1])
+            filled = known * y + (1 - known) * average
+    return filled
+
+
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
     """x [N, C, H, W] padded at the bottom and right to multiples of ``multiple``: by reflection (no new
     edge for the network to see), by replication where the image is too small to reflect."""
@@ -48,9 +82,11 @@ def icnr_(conv: nn.Conv2d, factor: int) -> None:
 class PixelShuffleHead(nn.Module):
     """features [N, in, h, w] -> image [N, out, h·scale, w·scale]: log2(scale) stages of
     conv 3×3 to 4× the channels + PixelShuffle(2) (one stage of 9× + PixelShuffle(3) for ×3), then
-    a 3×3 conv to ``out_channels``. ``scale=1`` is that last conv alone."""
+    a 3×3 conv to ``out_channels``. ``scale=1`` is that last conv alone. ``zero_init`` starts that conv
+    at zero, so a residual network starts as its base (the input, its bicubic upsampling or a hole fill)
+    instead of the base plus noise it must first learn to cancel."""
 
-    def __init__(self, in_channels: int, out_channels: int, scale: int = 1):
+    def __init__(self, in_channels: int, out_channels: int, scale: int = 1, zero_init: bool = False):
         super().__init__()
         if scale not in (1, 2, 3, 4):
             raise ValueError(f"scale={scale}: the upsampling head supports x1, x2, x3 and x4")
@@ -61,6 +97,9 @@ class PixelShuffleHead(nn.Module):
             icnr_(conv, r)
             layers += [conv, nn.PixelShuffle(r)]
         layers.append(nn.Conv2d(in_channels, out_channels, 3, padding=1))
+        if zero_init:
+            nn.init.zeros_(layers[-1].weight)
+            nn.init.zeros_(layers[-1].bias)
         self.net = nn.Sequential(*layers)
         self.scale = scale
 

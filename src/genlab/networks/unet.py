@@ -39,6 +39,7 @@ class UNet(RestorationNetwork):
         width: int = 32,  # channels at full resolution; doubling per level, capped at 8·width
         depth: int = 4,  # stride-2 downsamplings (size_multiple = 2^depth)
         residual: bool = True,  # predict x̂ − bicubic(y) (needs out_channels == in_channels)
+        zero_init: bool = False,  # the last conv starts at zero: a residual U-Net starts as its base
     ):
         super().__init__(in_channels, out_channels, scale, mask_channel)
         if depth < 0:
@@ -62,7 +63,7 @@ class UNet(RestorationNetwork):
             for i in reversed(range(depth))
         )
         self.merge = nn.ModuleList(double_conv(2 * widths[i], widths[i]) for i in reversed(range(depth)))
-        self.head = PixelShuffleHead(widths[0], self.out_channels, scale)
+        self.head = PixelShuffleHead(widths[0], self.out_channels, scale, zero_init)
 
     def forward(self, y: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         h = self.stem(self.inputs(y, mask))
