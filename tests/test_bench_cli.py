@@ -13,7 +13,7 @@ from tests.conftest import ROOT
 # Options the README and the benches' docstrings send users to, per bench.
 OPTIONS = {
     "autoencoders": ["--quick", "--override", "--iw-k", "--vae-ckpt"],
-    "cyclegan": ["--authors-code", "--quick", "--sizes", "--precision", "--no-plain"],
+    "cyclegan": ["--authors-code", "--quick", "--sizes", "--precision", "--no-plain", "--shapes-ckpt", "--margin"],
     "dcgan": ["--samples-of", "--override", "--epochs", "--n"],
     "metrics": ["--quick", "--images", "--n-inception"],
     "restoration": ["--inpaint-ckpt", "--denoise-ckpt", "--sr-ckpt", "--train", "--tasks", "--threads", "--out"],

@@ -5,6 +5,7 @@ on one A and one B image) and peak memory, at the paper's architecture (ResNet-9
     python -m genlab.bench cyclegan [--sizes 128 256] [--iters 10] [--warmup 2] [--no-plain]
                                     [--precision 32-true bf16-mixed] [--authors-code DIR]
     python -m genlab.bench cyclegan --quick          # 128 px, 2 iterations: checks that it runs
+    python -m genlab.bench cyclegan --shapes-ckpt CKPT   # quality, not speed: see genlab.bench.cyclegan_shapes
 
 Loops:
 
@@ -34,7 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from genlab.bench import argument_parser
+from genlab.bench import argument_parser, cyclegan_shapes
 
 # The authors' code (resnet_9blocks, batch 1) as timed on 2 idle cores of another machine "like ours",
 # quoted in the CycleGAN issue: (s/iteration low, high, peak RSS GiB).
@@ -264,7 +265,11 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--authors-code", metavar="DIR", help="a checkout of junyanz/pytorch-CycleGAN-and-pix2pix")
     parser.add_argument("--worker", choices=["timing", "memory", "flops"], help=argparse.SUPPRESS)
     parser.add_argument("--loops", nargs="+", default=["lightning"], help=argparse.SUPPRESS)
+    cyclegan_shapes.add_arguments(parser)
     args = parser.parse_args(argv)
+    if args.shapes_ckpt:
+        cyclegan_shapes.run(args)
+        return
     if args.quick:
         args.sizes, args.iters, args.warmup, args.no_plain = [128], 2, 1, True
     size, precision, repo = args.sizes[0], args.precision[0], args.authors_code

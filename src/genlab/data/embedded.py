@@ -52,14 +52,12 @@ def sample_shape_params(rng: np.random.Generator, n: int, image_size: int) -> di
     return {"fg": fg, "bg": bg, "radius": radius, "cx": cx, "cy": cy}
 
 
-def render_shapes(
+def shape_coverage(
     kind: np.ndarray, params: dict[str, np.ndarray], image_size: int, supersample: int = 4
 ) -> torch.Tensor:
-    """Anti-aliased images [N, 3, S, S] in [-1, 1]; ``kind`` holds indices into :data:`SHAPES`.
-
-    The same ``params`` with another ``kind`` renders the same scene with another shape, which is
-    how the unpaired circles↔squares set gets its ground truth.
-    """
+    """The share of each pixel the shape covers, [N, 1, S, S] in [0, 1] (``supersample``² sub-pixel
+    samples per pixel); ``kind`` holds indices into :data:`SHAPES`. This is the scene's geometry:
+    rendering colours it, and measurements that need to know where the background is read it."""
     s = image_size * supersample
     coords = (np.arange(s, dtype=np.float32) + 0.5) / supersample  # sub-pixel centres, pixel units
     y, x = coords[None, :, None], coords[None, None, :]
@@ -80,7 +78,18 @@ def render_shapes(
             below_top_edges = (np.sqrt(3) * np.abs(ddx) - ddy) <= rr  # two slanted edges
             inside[sel] = below_top_edges & (ddy <= rr / 2)
     alpha = inside.reshape(len(kind), image_size, supersample, image_size, supersample).mean(axis=(2, 4))
-    alpha = torch.from_numpy(alpha.astype(np.float32))[:, None]
+    return torch.from_numpy(alpha.astype(np.float32))[:, None]
+
+
+def render_shapes(
+    kind: np.ndarray, params: dict[str, np.ndarray], image_size: int, supersample: int = 4
+) -> torch.Tensor:
+    """Anti-aliased images [N, 3, S, S] in [-1, 1]; ``kind`` holds indices into :data:`SHAPES`.
+
+    The same ``params`` with another ``kind`` renders the same scene with another shape, which is
+    how the unpaired circles↔squares set gets its ground truth.
+    """
+    alpha = shape_coverage(kind, params, image_size, supersample)
     fg = torch.from_numpy(PALETTE[params["fg"]])[:, :, None, None]
     bg = torch.from_numpy(PALETTE[params["bg"]])[:, :, None, None]
     return (alpha * fg + (1 - alpha) * bg) * 2 - 1

@@ -177,17 +177,23 @@ class ShapesUnpairedDataModule(ShapesDataModule):
     def __init__(self, n_train: int = 2000, n_val: int = 200, **kwargs):
         super().__init__(n_train=n_train, n_val=n_val, **kwargs)
 
-    def render(self, kind: str, n: int, seed: int) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
-        params = sample_shape_params(np.random.default_rng(seed), n, self.image_size)
-        return render_shapes(np.full(n, SHAPES.index(kind)), params, self.image_size), params
+    # Seed offsets of the four independent streams: the val set does not change when n_train does.
+    STREAMS = {"train_a": 0, "train_b": 1, "val_a": 1_000_003, "val_b": 1_000_004}
+
+    def scenes(self, stream: str) -> dict[str, np.ndarray]:
+        """Colours, radius and centre (pixels) of every image of ``stream`` (a key of :data:`STREAMS`);
+        ``scenes("val_a")`` is the geometry of the validation circles and of their true squares."""
+        n = self.n_train if stream.startswith("train") else self.n_val
+        return sample_shape_params(np.random.default_rng(self.seed + self.STREAMS[stream]), n, self.image_size)
+
+    def render(self, kind: str, params: dict[str, np.ndarray]) -> torch.Tensor:
+        return render_shapes(np.full(len(params["fg"]), SHAPES.index(kind)), params, self.image_size)
 
     def build(self):
-        # Four independent streams; the val set does not change when n_train does.
-        a, _ = self.render("circle", self.n_train, self.seed)
-        b, _ = self.render("square", self.n_train, self.seed + 1)
-        val_a, params = self.render("circle", self.n_val, self.seed + 1_000_003)
-        val_b, _ = self.render("square", self.n_val, self.seed + 1_000_004)
-        b_true = render_shapes(np.full(self.n_val, SHAPES.index("square")), params, self.image_size)
+        a = self.render("circle", self.scenes("train_a"))
+        b = self.render("square", self.scenes("train_b"))
+        val_scenes = self.scenes("val_a")
+        val_a, val_b = self.render("circle", val_scenes), self.render("square", self.scenes("val_b"))
         train = UnpairedDataset(a, b, random_pairing=True)
-        val = UnpairedDataset(val_a, val_b, random_pairing=False, b_true=b_true)
+        val = UnpairedDataset(val_a, val_b, random_pairing=False, b_true=self.render("square", val_scenes))
         return train, val
