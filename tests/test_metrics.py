@@ -281,12 +281,9 @@ def test_evaluate_scores_a_checkpoint_and_reuses_cached_real_features(make_cfg, 
 
 
 def compose_evaluate(*overrides: str):
-    from hydra import compose, initialize_config_dir
+    from genlab.config import compose_evaluate
 
-    from genlab.config import config_dir
-
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return compose("evaluate", overrides=list(overrides))
+    return compose_evaluate(list(overrides))
 
 
 def test_callback_scores_with_the_classifier_of_the_data(make_cfg):

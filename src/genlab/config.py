@@ -31,3 +31,9 @@ def compose_train(overrides: list[str] | None = None, output_dir: str | os.PathL
         cfg.paths.root_dir = str(config_dir().parent)
         cfg.paths.output_dir = str(output_dir or tempfile.mkdtemp(prefix="genlab-"))
     return cfg
+
+
+def compose_evaluate(overrides: list[str] | None = None) -> DictConfig:
+    """``conf/evaluate.yaml`` with ``overrides``, as ``python evaluate.py *overrides`` would see it."""
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return compose(config_name="evaluate", overrides=list(overrides or []))

@@ -131,8 +131,14 @@ def checkpoint_metrics(cfg, device) -> tuple[dict[str, float], dict]:
     check_metric_names(metrics)
     datamodule = instantiate(load_run_config(cfg.ckpt)["data"])
     datamodule.setup("fit")
-    values, skipped = {}, {}
-    report = {"ckpt": str(Path(cfg.ckpt).resolve())}
+    values, report = model_metrics(cfg, model, datamodule, metrics, device)
+    return values, {"ckpt": str(Path(cfg.ckpt).resolve()), **report}
+
+
+def model_metrics(cfg, model, datamodule, metrics: list[str], device) -> tuple[dict[str, float], dict]:
+    """``metrics`` of a model in memory on ``datamodule`` (set up for fit): sample quality against its
+    ``cfg.split``, paired and likelihood metrics on its held-out split (the benches score this way)."""
+    values, skipped, report = {}, {}, {}
     wanted = [m for m in metrics if m in quality.METRICS]
     if wanted:
         scored, counts = sample_metrics(cfg, model, datamodule, wanted, device, skipped)

@@ -11,6 +11,7 @@ BENCHES = {
     "autoencoders": ("genlab.bench.autoencoders", "VAE, VQ-VAE and prior on digits: held-out NLL, MSE, FID/IS"),
     "cyclegan": ("genlab.bench.cyclegan", "CycleGAN seconds per iteration and memory, beside the authors' code"),
     "dcgan": ("genlab.bench.dcgan", "DCGAN Lightning overhead vs a plain loop; class coverage of samples"),
+    "gan_vs_vae": ("genlab.bench.gan_vs_vae", "DCGAN, VAE, VAE-GAN, VQ-VAE, VQGAN on one budget: one table"),
     "metrics": ("genlab.bench.metrics", "Inception feature throughput, cached vs uncached FID"),
     "restoration": ("genlab.bench.restoration", "trained restorers vs OpenCV/scikit-image on held-out photos, s/MP"),
 }
