@@ -257,6 +257,19 @@ def test_callback_skips_models_without_sample():
     assert callback.extractor is None
 
 
+def test_callback_stays_quiet_for_a_restorer(recwarn):
+    from genlab.callbacks import SampleQuality
+
+    class Restorer(nn.Module):
+        def restore(self, y, mask=None):
+            return y
+
+    callback = SampleQuality(extractor={"_target_": "genlab.metrics.extractors.Classifier"})
+    callback.setup(None, Restorer(), "fit")  # scored by its own validation: no warning for the user
+    assert callback.disabled and callback.extractor is None
+    assert not [w for w in recwarn if "SampleQuality" in str(w.message)]
+
+
 def test_evaluate_scores_a_checkpoint_and_reuses_cached_real_features(make_cfg, tmp_path):
     cfg = make_cfg("data.batch_size=16", "model.generator.width=8", "model.discriminator.width=8",
                    "callbacks.sample_quality=null")  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Mapping, Sequence
 
@@ -13,6 +14,8 @@ from torch import nn
 from genlab import surfaces
 from genlab.errors import ConfigError
 from genlab.metrics import extractors, quality
+
+log = logging.getLogger(__name__)
 
 
 class SampleQuality(L.Callback):
@@ -65,7 +68,8 @@ class SampleQuality(L.Callback):
         if stage != "fit" or self.extractor is not None or self.disabled:
             return
         if not (surfaces.can(pl_module, surfaces.Sampler) or surfaces.can(pl_module, surfaces.Translator)):
-            self.disable(f"nothing to score: {surfaces.describe(pl_module)}")
+            # A restorer is scored by its own validation (PSNR, SSIM): nothing is wrong, so no warning.
+            self.disable(f"nothing to score: {surfaces.describe(pl_module)}", warn=not surfaces.surfaces(pl_module))
             return
         try:
             self.extractor = (
@@ -99,9 +103,13 @@ class SampleQuality(L.Callback):
             return None
         return self.plan.key(stat, self.extractor.name)
 
-    def disable(self, why: str) -> None:
+    def disable(self, why: str, warn: bool = True) -> None:
         self.disabled = why
-        warnings.warn(f"SampleQuality: no sample-quality metrics in this run: {why}", stacklevel=2)
+        message = f"SampleQuality: no sample-quality metrics in this run: {why}"
+        if warn:
+            warnings.warn(message, stacklevel=2)
+        else:
+            log.info(message)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         epoch = trainer.current_epoch + 1
