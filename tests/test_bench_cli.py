@@ -17,6 +17,7 @@ OPTIONS = {
     "dcgan": ["--samples-of", "--override", "--epochs", "--n"],
     "metrics": ["--quick", "--images", "--n-inception"],
     "restoration": ["--inpaint-ckpt", "--denoise-ckpt", "--sr-ckpt", "--train", "--tasks", "--threads", "--out"],
+    "stylegan2": ["--authors-code", "--rosinality-code", "--quick", "--configs", "--try", "--iters"],
 }
 
 
@@ -29,7 +30,7 @@ def test_each_bench_help_lists_its_own_options(what, capsys):
     assert out.startswith(f"usage: python -m genlab.bench {what} ")
     for option in OPTIONS[what]:
         assert option in out, f"{what} --help does not list {option}"
-    assert "{autoencoders,cyclegan,dcgan,metrics,restoration}" not in out  # not the top-level help
+    assert "{autoencoders,cyclegan,dcgan,metrics,restoration,stylegan2}" not in out  # not the top-level help
 
 
 def test_top_level_help_names_every_bench(capsys):

@@ -13,6 +13,7 @@ BENCHES = {
     "dcgan": ("genlab.bench.dcgan", "DCGAN Lightning overhead vs a plain loop; class coverage of samples"),
     "metrics": ("genlab.bench.metrics", "Inception feature throughput, cached vs uncached FID"),
     "restoration": ("genlab.bench.restoration", "trained restorers vs OpenCV/scikit-image on held-out photos, s/MP"),
+    "stylegan2": ("genlab.bench.stylegan2", "StyleGAN2 seconds per iteration and memory, beside the authors' code"),
 }
 
 
