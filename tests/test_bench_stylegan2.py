@@ -13,13 +13,17 @@ import pytest
 from genlab.bench import stylegan2, stylegan2_reference
 from tests.conftest import ROOT
 
+# The checks run before any worker; should one let a folder through, this worker fails at once (not
+# SystemExit) instead of running the bench.
+FAILS_FAST = ["--worker", "probe"]
+
 
 def test_a_folder_that_is_not_the_nvlabs_checkout_is_refused_with_what_to_pass(tmp_path):
     (tmp_path / "training").mkdir()
     (tmp_path / "training" / "networks.py").write_text("")
     for wrong in (tmp_path, tmp_path / "training"):  # e.g. the checkout's training/ folder instead of its root
         with pytest.raises(SystemExit) as refused:
-            stylegan2.main(["--quick", "--authors-code", str(wrong)])
+            stylegan2.main(["--quick", "--authors-code", str(wrong), *FAILS_FAST])
         message = str(refused.value.code)
         assert message.startswith(f"--authors-code {wrong}: not a checkout of NVlabs/stylegan2-ada-pytorch")
         assert (
@@ -31,7 +35,7 @@ def test_a_folder_that_is_not_the_nvlabs_checkout_is_refused_with_what_to_pass(t
 def test_a_folder_that_is_not_the_rosinality_checkout_is_refused(tmp_path):
     (tmp_path / "model.py").write_text("")
     with pytest.raises(SystemExit) as refused:
-        stylegan2.main(["--quick", "--rosinality-code", str(tmp_path)])
+        stylegan2.main(["--quick", "--rosinality-code", str(tmp_path), *FAILS_FAST])
     message = str(refused.value.code)
     assert "not a checkout of rosinality/stylegan2-pytorch (train.py, op/__init__.py not found there)" in message
 

@@ -50,7 +50,7 @@ also carry Lightning and Hydra).
 genlab's default stays fp32, contiguous tensors, eager mode: ``--try`` times the variants beside it
 in the same process. What is known before timing: torch.compile covers the main phases only (above);
 bf16 has no native matrix units on an AVX2-only CPU such as this machine's (no AVX-512 BF16 or AMX),
-so its convolutions are converted, not faster; channels_last changes oneDNN's convolution layouts,
+so it is not expected to win there; channels_last changes oneDNN's convolution layouts,
 the depthwise FIR filters included, and is the one to measure.
 """
 
