@@ -26,6 +26,7 @@ OPTIONS = {
     ],
     "metrics": ["--quick", "--images", "--n-inception"],
     "restoration": ["--inpaint-ckpt", "--denoise-ckpt", "--sr-ckpt", "--train", "--tasks", "--threads", "--out"],
+    "stylegan2": ["--authors-code", "--rosinality-code", "--quick", "--configs", "--try", "--iters"],
 }
 
 

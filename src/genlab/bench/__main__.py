@@ -14,6 +14,7 @@ BENCHES = {
     "gan_vs_vae": ("genlab.bench.gan_vs_vae", "DCGAN, VAE, VAE-GAN, VQ-VAE, VQGAN on one budget: one table"),
     "metrics": ("genlab.bench.metrics", "Inception feature throughput, cached vs uncached FID"),
     "restoration": ("genlab.bench.restoration", "trained restorers vs OpenCV/scikit-image on held-out photos, s/MP"),
+    "stylegan2": ("genlab.bench.stylegan2", "StyleGAN2 seconds per iteration and memory, beside the authors' code"),
 }
 
 

@@ -27,15 +27,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from genlab.bench import argument_parser, cyclegan_shapes
+from genlab.bench import argument_parser, cyclegan_shapes, fit, in_subprocess, peak_memory_gib
 
 # The authors' code (resnet_9blocks, batch 1) as timed on 2 idle cores of another machine "like ours",
 # quoted in the CycleGAN issue: (s/iteration low, high, peak RSS GiB).
@@ -72,17 +70,6 @@ def build(size: int, n_train: int):
     cfg = compose_train(overrides, output_dir=tempfile.mkdtemp(prefix="genlab-bench-"))
     L.seed_everything(0, verbose=False)
     return instantiate(cfg.data), instantiate(cfg.model, _recursive_=False, _convert_="all")
-
-
-def peak_memory_gib() -> float:
-    """This process's peak resident memory. VmHWM belongs to the process image, whereas ru_maxrss
-    carries the parent's peak across fork + exec."""
-    status = Path("/proc/self/status")
-    if status.is_file():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 2**20  # kB
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 class PlainLoop:
@@ -159,25 +146,6 @@ class AuthorsLoop:
         self.model.optimize_parameters()
 
 
-def fit(model, datamodule, precision: str, callbacks: list) -> None:
-    """One epoch of Lightning training with nothing but ``callbacks`` around it."""
-    import lightning as L
-
-    trainer = L.Trainer(
-        accelerator="cpu",
-        devices=1,
-        precision=precision,
-        max_epochs=1,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=callbacks,
-    )
-    trainer.fit(model, datamodule=datamodule)
-
-
 def timing_worker(size: int, iters: int, warmup: int, precision: str, loops: list[str], repo: str | None) -> dict:
     """Seconds per iteration of every loop, interleaved iteration by iteration in this process."""
     import torch
@@ -243,15 +211,6 @@ def gemm_rate(n: int = 4096, reps: int = 5) -> dict[str, float]:
     return rates
 
 
-def in_subprocess(*args: str):
-    """Run this module with ``args`` in a fresh process; returns the JSON of its last line."""
-    cmd = [sys.executable, "-m", "genlab.bench.cyclegan", *args]
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def main(argv: list[str]) -> None:
     parser = argument_parser("cyclegan", __doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256], help="crop sizes in px")
@@ -291,17 +250,19 @@ def main(argv: list[str]) -> None:
 def compare(args, argv: list[str]) -> None:
     common = ["--iters", str(args.iters), "--warmup", str(args.warmup)]
     common += ["--authors-code", args.authors_code] if args.authors_code else []
-    flops = {size: in_subprocess("--worker", "flops", "--sizes", str(size)) for size in args.sizes}
+    flops = {
+        size: in_subprocess("genlab.bench.cyclegan", "--worker", "flops", "--sizes", str(size)) for size in args.sizes
+    }
     rows = []
     for size in args.sizes:
         for precision in args.precision:
             loops = ["lightning"] + ([] if args.no_plain else ["plain"])
             loops += ["authors"] if args.authors_code and precision == "32-true" else []  # their code is fp32
             where = ["--sizes", str(size), "--precision", precision]
-            timed = in_subprocess("--worker", "timing", *where, *common, "--loops", *loops)
+            timed = in_subprocess("genlab.bench.cyclegan", "--worker", "timing", *where, *common, "--loops", *loops)
             times = timed.pop("times")
             for loop in loops:
-                peak = in_subprocess("--worker", "memory", *where, *common, "--loops", loop)
+                peak = in_subprocess("genlab.bench.cyclegan", "--worker", "memory", *where, *common, "--loops", loop)
                 rows.append({**timed, "loop": loop, "all": times[loop], "peak_gib": peak})
     report(rows, flops, args, argv)
 
