@@ -9,7 +9,9 @@ write snapshots and log.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -218,5 +220,7 @@ def rosinality_unavailable(repo: str, config: Config) -> str | None:
 def scratch_extensions_dir() -> str:
     """Where rosinality's import builds its extensions: one folder per bench run, shared by its workers."""
     if "GENLAB_BENCH_EXTENSIONS" not in os.environ:
-        os.environ["GENLAB_BENCH_EXTENSIONS"] = tempfile.mkdtemp(prefix="genlab-bench-torch-extensions-")
+        path = tempfile.mkdtemp(prefix="genlab-bench-torch-extensions-")
+        atexit.register(shutil.rmtree, path, ignore_errors=True)  # the process that made it removes it
+        os.environ["GENLAB_BENCH_EXTENSIONS"] = path
     return os.environ["GENLAB_BENCH_EXTENSIONS"]
