@@ -21,7 +21,7 @@ train: install  ## python train.py $(ARGS) on the embedded default (digits, DCGA
 	$(PY) train.py $(ARGS)
 
 test: install  ## the offline test suite (no slow, no network)
-	$(PY) -m pytest -m "not slow and not network" $(ARGS)
+	$(PY) -m pytest -m "not slow and not network" --durations=15 $(ARGS)
 
 test-all: install  ## every test, slow ones included
 	$(PY) -m pytest $(ARGS)

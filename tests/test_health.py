@@ -113,6 +113,7 @@ def test_a_d_with_100x_the_learning_rate_wins_outright(make_cfg, caplog, lr_d, w
         *TINY_GAN,
         *QUIET,
         "trainer.limit_train_batches=20",
+        "model.optimizer_g.lr=2e-4",  # the paper's rate for G; D at 100x of it, or the same
         f"model.optimizer_d.lr={lr_d}",
         "callbacks.health.d_wins_patience=5",
     )
