@@ -64,46 +64,6 @@ def test_prior_samples_valid_codes_and_images(prior_ckpt, vqvae_ckpt):
     assert torch.equal(*greedy)
 
 
-def test_edge_filled_shift_keeps_a_flat_background_flat():
-    from genlab.networks.augment import translate
-
-    x = torch.full((2, 1, 6, 6), -1.0)
-    x[:, :, 2, 3] = 1.0  # one bright pixel on a dark background
-    shift = torch.tensor([[1, -2], [-3, 3]])
-    edge, zero = translate(x, shift, fill="edge"), translate(x, shift)
-    assert edge[0, 0, 3, 1] == 1.0 and edge[1, 0, 0, 5] == -1.0  # the pixel moved; the second left the image
-    assert (edge == 1.0).sum() == 1 and (edge == -1.0).sum() == 2 * 36 - 1  # nothing but background added
-    assert (zero == 0.0).any()  # DiffAugment's zero fill would draw a grey border into a digit image
-
-
-def test_shift_augment_moves_training_images_only(prior_ckpt):
-    from types import SimpleNamespace
-
-    prior = load_model(prior_ckpt)
-    seen = []
-    prior.nll = lambda x: seen.append(x.clone()) or torch.tensor(0.0)
-    prior._trainer = SimpleNamespace(fast_dev_run=False)  # the steps' logging, outside a fit
-    prior.log = prior.log_dict = lambda *args, **kwargs: None
-    images = torch.rand(16, 1, 32, 32) * 2 - 1
-    for shift_augment in (0, 2):
-        prior.hparams.shift_augment = shift_augment
-        torch.manual_seed(0)
-        prior.training_step([images], 0)
-        prior.validation_step([images], 0)
-    unshifted, val_0, shifted, val_2 = seen
-    assert torch.equal(unshifted, images) and torch.equal(val_0, images) and torch.equal(val_2, images)
-    moved = [not torch.equal(a, b) for a, b in zip(shifted, images)]
-    assert sum(moved) >= 12  # (2·2+1)² = 25 shifts per image, one of them zero
-    # each moved image is the original translated by at most 2 pixels: its interior is a crop of it
-    for a, b in zip(shifted, images):
-        found = any(
-            torch.equal(a[:, 2:-2, 2:-2], b[:, 2 - i : 30 - i, 2 - j : 30 - j])
-            for i in range(-2, 3)
-            for j in range(-2, 3)
-        )
-        assert found
-
-
 def test_prior_checkpoint_alone_generates(prior_ckpt, vqvae_ckpt, tmp_path):
     # Move the VQ-VAE checkpoint away: generate.py must need only the prior's file.
     moved = tmp_path / "elsewhere.ckpt"

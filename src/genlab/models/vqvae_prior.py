@@ -16,7 +16,6 @@ from genlab import surfaces
 from genlab.checkpoint import MODEL_CLASS_KEY, read_checkpoint
 from genlab.logs import writes_this_step
 from genlab.models.adversarial import evaluating
-from genlab.networks.augment import random_shift
 
 
 class VQVAEPrior(L.LightningModule):
@@ -32,10 +31,7 @@ class VQVAEPrior(L.LightningModule):
         L(ψ) = E_x[−Σ_t log p_ψ(c_t(x) | c_<t(x))],
 
     logged per code as ``train/nll`` / ``val/nll`` (nats) and per image as ``val/bits`` (bits to
-    code one image's map). With ``shift_augment`` = s > 0 each training image is first translated by
-    integers in [-s, s] (edge pixels repeated): the same objects at nearby positions give other code
-    maps, which keeps a prior trained on a few thousand images from memorising them (validation is
-    never shifted). Sampling draws c_t in order, from softmax(logits / temperature)
+    code one image's map). Sampling draws c_t in order, from softmax(logits / temperature)
     restricted to the ``top_k`` most likely codes (None: all), then decodes the map with the VQ-VAE.
 
     The first stage is read once from ``vqvae_ckpt``; its class and hyper-parameters are then copied into
@@ -50,7 +46,6 @@ class VQVAEPrior(L.LightningModule):
         optimizer: Mapping[str, Any],
         temperature: float = 1.0,  # sampling: divides the logits; < 1 sharper, > 1 more diverse
         top_k: int | None = None,  # sampling: keep the k most likely codes at each step; None = all
-        shift_augment: int = 0,  # training: translate each image by up to this many pixels before encoding
         n_preview: int = 64,
         vqvae_class: str | None = None,  # filled from vqvae_ckpt on first construction
         vqvae_hparams: Mapping[str, Any] | None = None,
@@ -99,10 +94,7 @@ class VQVAEPrior(L.LightningModule):
         return F.cross_entropy(logits.flatten(0, 1), codes.flatten())
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        x = batch[0]
-        if self.hparams.shift_augment:  # new code maps of the same digits: a few thousand images overfit a prior
-            x = random_shift(x, self.hparams.shift_augment, fill="edge")
-        loss = self.nll(x)
+        loss = self.nll(batch[0])
         if writes_this_step(self.trainer):
             self.log("train/nll", loss.detach())
         return loss

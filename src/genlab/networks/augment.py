@@ -26,26 +26,15 @@ from torch import Tensor, nn
 POLICIES = ("color", "translation", "cutout")
 
 
-def translate(x: Tensor, shift: Tensor, fill: str = "zero") -> Tensor:
-    """out[n, :, i, j] = x[n, :, i - shift[n, 0], j - shift[n, 1]]; where that is outside, zero
-    (``fill="zero"``, DiffAugment's) or the nearest edge pixel (``"edge"``: a flat background stays flat)."""
-    if fill not in ("zero", "edge"):
-        raise ValueError(f"translate: fill={fill!r}, choose zero or edge")
+def translate(x: Tensor, shift: Tensor) -> Tensor:
+    """out[n, :, i, j] = x[n, :, i - shift[n, 0], j - shift[n, 1]], zero where that is outside."""
     n, c, h, w = x.shape
     rows = torch.arange(h, device=x.device) - shift[:, :1]  # [N, H] source row of each output row
     cols = torch.arange(w, device=x.device) - shift[:, 1:]
     x = x.gather(2, rows.clamp(0, h - 1).view(n, 1, h, 1).expand(n, c, h, w))
     x = x.gather(3, cols.clamp(0, w - 1).view(n, 1, 1, w).expand(n, c, h, w))
-    if fill == "edge":
-        return x
     inside = ((rows >= 0) & (rows < h)).view(n, 1, h, 1) & ((cols >= 0) & (cols < w)).view(n, 1, 1, w)
     return x * inside.to(x.dtype)
-
-
-def random_shift(x: Tensor, limit: int, fill: str = "zero") -> Tensor:
-    """Each image translated by integers drawn uniformly from [-limit, limit] on each axis (torch's RNG)."""
-    shift = torch.randint(-limit, limit + 1, (x.shape[0], 2), device=x.device)
-    return translate(x, shift, fill)
 
 
 def cut_out(x: Tensor, top_left: Tensor, size: tuple[int, int]) -> Tensor:
