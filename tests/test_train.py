@@ -18,8 +18,13 @@ MODELS = sorted(p.stem for p in (config_dir() / "model").glob("*.yaml"))
 LOSSES = sorted(p.stem for p in (config_dir() / "model" / "loss").glob("*.yaml"))
 # The embedded dataset each family trains on in tests; anything unlisted uses digits.
 DATA_FOR = {"cyclegan": "shapes_unpaired"}
-# Extra overrides a family needs to train in a test (restoration: what it learns to undo; small).
-OVERRIDES_FOR = {"restoration": ["degradation=noise", "model.network.width=8", "model.network.depth=2"]}
+# Extra overrides a family needs to train in a test (restoration: what it learns to undo), or to train fast.
+OVERRIDES_FOR = {
+    "restoration": ["degradation=noise", "model.network.width=8", "model.network.depth=2"],
+    # the slowest configs at full width (14-16 s per test each); what these tests check needs no width
+    "cyclegan": ["model.generator.ngf=8", "model.generator.n_blocks=1", "model.discriminator.ndf=8"],
+    "stylegan2": ["model.generator.channel_max=16", "model.discriminator.channel_max=16"],
+}
 # Second stages that start from another trained model: model -> (fixture giving its checkpoint, key).
 CKPT_FOR = {"vqvae_prior": ("vqvae_ckpt", "model.vqvae_ckpt")}
 TINY = ["data.batch_size=8", "model.generator.width=8", "model.discriminator.width=8"]
