@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from genlab import train
+from genlab.errors import ConfigError
 from genlab.logs import writes_this_step
 from genlab.models.ema import EMA
 
@@ -69,6 +70,32 @@ def test_n_critic_counts_batches_over_the_whole_run(make_cfg):
     saved = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=True)
     assert saved["global_step"] == 6 + 2  # 6 D steps and 2 G steps
     assert int(saved["state_dict"]["batches_seen"]) == 6
+
+
+class LearningRates(L.Callback):
+    def __init__(self):
+        self.lrs: list[tuple[float, float]] = []
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self.lrs.append(tuple(opt.param_groups[0]["lr"] for opt in trainer.optimizers))
+
+
+def test_lr_decay_epochs_hold_then_take_both_lrs_linearly_to_zero(make_cfg):
+    """5 epochs, the last 3 decaying: 1, 1, then 3/4, 2/4, 1/4 of the LR at the epochs' starts, 0 at the end."""
+    lrs = LearningRates()
+    cfg = make_cfg(*TINY, "trainer.max_epochs=5", "model.lr_decay_epochs=3")
+    train.run(cfg, callbacks=[lrs])
+    lr = cfg.model.optimizer_g.lr
+    assert [g for g, _ in lrs.lrs] == pytest.approx([lr * f for f in (1, 1, 3 / 4, 2 / 4, 1 / 4)])
+    assert [d for _, d in lrs.lrs] == [g for g, _ in lrs.lrs]
+    saved = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=True)
+    assert [opt["param_groups"][0]["lr"] for opt in saved["optimizer_states"]] == [0, 0]
+
+
+def test_lr_decay_needs_a_known_number_of_epochs(make_cfg):
+    cfg = make_cfg(*TINY, "trainer.max_epochs=2", "model.lr_decay_epochs=3")
+    with pytest.raises(ConfigError, match="model.lr_decay_epochs=3 counts back from trainer.max_epochs=2"):
+        train.run(cfg)
 
 
 class AtTrainStart(L.Callback):

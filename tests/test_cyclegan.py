@@ -16,7 +16,8 @@ from torch import nn
 from genlab import train, translate
 from genlab.checkpoint import load_model
 from genlab.data.base import DataError
-from genlab.models.cyclegan import CycleGAN, ImagePool, linear_decay
+from genlab.models.adversarial import linear_decay
+from genlab.models.cyclegan import CycleGAN, ImagePool
 from genlab.networks import patchgan, resnet
 from tests.conftest import ROOT, run_script, train_ddp_on_cpu
 
@@ -73,6 +74,20 @@ def test_generator_keeps_the_image_shape_and_range(size):
     assert y.shape == (2, 3, *size) and y.abs().max() <= 1
     with pytest.raises(ValueError, match="multiples of 4"):
         g(torch.randn(1, 3, 18, 16))
+
+
+def test_resize_convolution_keeps_a_flat_colour_flat_where_transposed_convs_draw_a_checkerboard():
+    """A flat input stays flat through every reflection-padded layer; a stride-2 transposed 3x3 conv
+    gives even and odd output pixels different numbers of kernel taps (Odena et al. 2016). Only the
+    centre counts: the zero-padded downsampling convs make the border differ in both."""
+    torch.manual_seed(0)
+    flat = torch.full((1, 3, 64, 64), 0.3)
+    centre = (..., slice(24, 40), slice(24, 40))
+    for upsample, is_flat in (("nearest", True), ("transpose", False)):
+        out = resnet.Generator(3, ngf=8, n_blocks=1, upsample=upsample)(flat)[centre]
+        assert (out.std(dim=(2, 3)).max() < 1e-6) == is_flat, upsample
+    with pytest.raises(ValueError, match="upsample='bilinear'"):
+        resnet.Generator(3, upsample="bilinear")
 
 
 def test_patchgan_sees_70x70_patches():

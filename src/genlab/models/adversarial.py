@@ -11,6 +11,7 @@ import torch
 from hydra.utils import instantiate
 from lightning.pytorch.utilities.data import extract_batch_size
 from torch import nn
+from torch.optim.lr_scheduler import LambdaLR
 
 from genlab.models.ema import EMA
 
@@ -24,6 +25,12 @@ def evaluating(module: nn.Module):
         yield module
     finally:
         module.train(was_training)
+
+
+def linear_decay(epoch: int, n_epochs: int, n_epochs_decay: int) -> float:
+    """LR factor for 0-based ``epoch``: 1 for ``n_epochs`` epochs, then falling linearly so that it
+    is 0 once the ``n_epochs_decay`` decay epochs are done (CycleGAN's reference ``linear`` policy)."""
+    return 1.0 - max(0, epoch + 1 - n_epochs) / float(n_epochs_decay + 1)
 
 
 class AdversarialModule(L.LightningModule):
@@ -99,6 +106,17 @@ class AdversarialModule(L.LightningModule):
         if self.grad_clip is not None:
             self.clip_gradients(opt, gradient_clip_val=self.grad_clip, gradient_clip_algorithm="norm")
         opt.step()
+
+    @staticmethod
+    def linear_decay_schedulers(optimizers, n_epochs: int, n_epochs_decay: int) -> list[LambdaLR]:
+        """Per-epoch schedulers holding each optimizer's LR for ``n_epochs``, then taking it linearly
+        to 0 over ``n_epochs_decay``; :meth:`on_train_epoch_end` steps them."""
+        return [LambdaLR(opt, lambda epoch: linear_decay(epoch, n_epochs, n_epochs_decay)) for opt in optimizers]
+
+    def on_train_epoch_end(self) -> None:
+        schedulers = self.lr_schedulers()  # None, one scheduler, or a list (manual optimisation steps them)
+        for scheduler in [] if schedulers is None else schedulers if isinstance(schedulers, list) else [schedulers]:
+            scheduler.step()
 
     @staticmethod
     def build_optimizer(config: Mapping, params) -> torch.optim.Optimizer:

@@ -60,12 +60,6 @@ class ImagePool:
         self.images = list(images.unbind(0))
 
 
-def linear_decay(epoch: int, n_epochs: int, n_epochs_decay: int) -> float:
-    """LR factor for 0-based ``epoch``: 1 for ``n_epochs`` epochs, then falling linearly so that it
-    is 0 once the ``n_epochs_decay`` decay epochs are done (the reference's ``linear`` policy)."""
-    return 1.0 - max(0, epoch + 1 - n_epochs) / float(n_epochs_decay + 1)
-
-
 class CycleGAN(AdversarialModule):
     """CycleGAN (Zhu, Park, Isola & Efros 2017, arXiv:1703.10593).
 
@@ -124,11 +118,7 @@ class CycleGAN(AdversarialModule):
         # per parameter, so this is the same as one Adam per network.
         opt_g = self.build_optimizer(self.hparams.optimizer_g, [*self.g_a.parameters(), *self.g_b.parameters()])
         opt_d = self.build_optimizer(self.hparams.optimizer_d, [*self.d_a.parameters(), *self.d_b.parameters()])
-        n, n_decay = self.hparams.n_epochs, self.hparams.n_epochs_decay
-        schedulers = [
-            torch.optim.lr_scheduler.LambdaLR(opt, lambda epoch: linear_decay(epoch, n, n_decay))
-            for opt in (opt_g, opt_d)
-        ]
+        schedulers = self.linear_decay_schedulers((opt_g, opt_d), self.hparams.n_epochs, self.hparams.n_epochs_decay)
         return [opt_g, opt_d], schedulers
 
     def on_train_start(self) -> None:
@@ -176,10 +166,6 @@ class CycleGAN(AdversarialModule):
 
         if writes_this_step(self.trainer):
             self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()})
-
-    def on_train_epoch_end(self) -> None:
-        for scheduler in self.lr_schedulers():
-            scheduler.step()
 
     def validation_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
         """Paired metrics where the data knows the true translation (``b_true``, e.g. shapes_unpaired)."""

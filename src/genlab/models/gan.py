@@ -9,6 +9,7 @@ import torch
 from hydra.utils import instantiate
 
 from genlab import losses
+from genlab.errors import ConfigError
 from genlab.logs import writes_this_step
 from genlab.models.adversarial import AdversarialModule
 
@@ -28,6 +29,8 @@ class GAN(AdversarialModule):
         + λ_gp · E[(‖∇_x̂ D(x̂)‖₂ − 1)²]     (WGAN-GP, Gulrajani et al. 2017; lambda_gp=0: off)
         + γ/2 · E_x[‖∇_x D(x)‖²]           (R1, Mescheder et al. 2018; r1_gamma=0: off)
 
+    With ``lr_decay_epochs`` > 0 both learning rates hold until that many epochs are left and then fall
+    linearly to 0 (the policy of CycleGAN's reference code).
     D takes ``n_critic`` steps (one per batch) for every G step, counted over the whole run. With
     ``ema_kimg`` (half-life in kimg, optional ``ema_rampup``) or ``ema_decay`` (β per G step),
     samples come from an exponential moving average of G (:class:`genlab.models.ema.EMA`).
@@ -47,6 +50,7 @@ class GAN(AdversarialModule):
         ema_kimg: float | None = None,  # EMA of G: half-life in kimg; None = off
         ema_rampup: float | None = None,  # with ema_kimg: half-life at most this × images seen
         grad_clip: float | None = None,  # max global grad norm per update; None = off
+        lr_decay_epochs: int = 0,  # the last this many of trainer.max_epochs take both LRs linearly to 0
         n_preview: int = 64,  # fixed-noise samples in each preview grid
     ):
         super().__init__(ema_decay=ema_decay, ema_kimg=ema_kimg, ema_rampup=ema_rampup, grad_clip=grad_clip)
@@ -57,10 +61,20 @@ class GAN(AdversarialModule):
         self.init_losses(loss)
 
     def configure_optimizers(self):
-        return (
+        optimizers = [
             self.build_optimizer(self.hparams.optimizer_g, self.generator.parameters()),
             self.build_optimizer(self.hparams.optimizer_d, self.discriminator.parameters()),
-        )
+        ]
+        n_decay = self.hparams.lr_decay_epochs
+        if not n_decay:
+            return optimizers
+        n_total = self.trainer.max_epochs
+        if n_total is None or not 0 < n_decay <= n_total:
+            raise ConfigError(
+                f"model.lr_decay_epochs={n_decay} counts back from trainer.max_epochs={n_total}: set max_epochs "
+                f"to at least {n_decay} (a run bounded by max_time or max_steps cannot plan the decay)"
+            )
+        return optimizers, self.linear_decay_schedulers(optimizers, n_total - n_decay, n_decay)
 
     def training_step(self, batch, batch_idx: int) -> None:
         real = batch[0]

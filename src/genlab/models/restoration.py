@@ -166,11 +166,6 @@ class Restoration(AdversarialModule):
         if writes_this_step(self.trainer):
             self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()})
 
-    def on_train_epoch_end(self) -> None:
-        schedulers = self.lr_schedulers()
-        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers] if schedulers else []:
-            scheduler.step()
-
     def validation_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
         clean, mask = batch["clean"], batch.get("mask")
         restored = self.restore(batch["degraded"], mask)

@@ -4,7 +4,9 @@ after Johnson et al. 2016 (arXiv:1603.08155).
     c7s1-ngf, d(2·ngf), d(4·ngf), n_blocks × R(4·ngf), u(2·ngf), u(ngf), c7s1-channels, tanh
 
 ``c7s1-k``: reflection-padded 7×7 conv, stride 1, k filters, norm, ReLU; ``dk``: 3×3 conv, stride 2;
-``Rk``: two reflection-padded 3×3 convs with a skip; ``uk``: 3×3 transposed conv, stride ½.
+``Rk``: two reflection-padded 3×3 convs with a skip; ``uk``: 3×3 transposed conv, stride ½, or with
+``upsample="nearest"`` a nearest-neighbour ×2 resize and a reflection-padded 3×3 conv (the resize-
+convolution of Odena et al. 2016, distill.pub/2016/deconv-checkerboard: no checkerboard on flat areas).
 The paper uses 6 blocks at 128 px and 9 at 256 px. Fully convolutional: any height and width that
 are multiples of :attr:`Generator.size_multiple` map to an output of the same size.
 """
@@ -19,6 +21,7 @@ from torch import nn
 from genlab.networks.dcgan import init_weights
 
 Norm = Literal["instance", "batch", "none"]
+Upsample = Literal["transpose", "nearest"]
 
 
 def paper_n_blocks(image_size: int) -> int:
@@ -77,6 +80,7 @@ class Generator(nn.Module):
         n_blocks: int = 9,  # residual blocks: 9 at 256 px, 6 at 128 px in the paper
         norm: Norm = "instance",
         dropout: float = 0.0,  # in the residual blocks; the reference's --no_dropout default is 0
+        upsample: Upsample = "transpose",  # the paper's transposed convs, or "nearest" resize + conv
     ):
         super().__init__()
         self.channels = channels
@@ -92,12 +96,14 @@ class Generator(nn.Module):
             layers += [nn.Conv2d(c, 2 * c, 3, stride=2, padding=1, bias=bias), norm_layer(norm, 2 * c), nn.ReLU(True)]
             c *= 2
         layers += [ResidualBlock(c, norm, dropout) for _ in range(n_blocks)]
+        if upsample not in ("transpose", "nearest"):
+            raise ValueError(f"upsample={upsample!r}: choose transpose or nearest")
         for _ in range(2):
-            layers += [
-                nn.ConvTranspose2d(c, c // 2, 3, stride=2, padding=1, output_padding=1, bias=bias),
-                norm_layer(norm, c // 2),
-                nn.ReLU(True),
-            ]
+            if upsample == "transpose":
+                layers += [nn.ConvTranspose2d(c, c // 2, 3, stride=2, padding=1, output_padding=1, bias=bias)]
+            else:
+                layers += [nn.Upsample(scale_factor=2), nn.ReflectionPad2d(1), nn.Conv2d(c, c // 2, 3, bias=bias)]
+            layers += [norm_layer(norm, c // 2), nn.ReLU(True)]
             c //= 2
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(c, out_channels or channels, 7), nn.Tanh()]
         self.net = nn.Sequential(*layers)
