@@ -114,8 +114,8 @@ class AdversarialModule(L.LightningModule):
         return [LambdaLR(opt, lambda epoch: linear_decay(epoch, n_epochs, n_epochs_decay)) for opt in optimizers]
 
     def on_train_epoch_end(self) -> None:
-        schedulers = self.lr_schedulers()  # None, one scheduler, or a list (manual optimisation steps them)
-        for scheduler in [] if schedulers is None else schedulers if isinstance(schedulers, list) else [schedulers]:
+        schedulers = self.lr_schedulers() or []  # None, one scheduler, or a list (manual optimisation steps them)
+        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
             scheduler.step()
 
     @staticmethod
