@@ -90,6 +90,20 @@ def test_resize_convolution_keeps_a_flat_colour_flat_where_transposed_convs_draw
         resnet.Generator(3, upsample="bilinear")
 
 
+@pytest.mark.parametrize("downsampling", [0, 1, 3])
+def test_downsampling_sets_the_bottleneck_and_the_size_multiple(downsampling):
+    g = resnet.Generator(3, ngf=4, n_blocks=1, downsampling=downsampling)
+    blocks = [m for m in g.net if isinstance(m, resnet.ResidualBlock)]
+    seen = {}
+    blocks[0].register_forward_hook(lambda module, args, out: seen.update(shape=out.shape))
+    assert g(torch.randn(1, 3, 16, 24)).shape == (1, 3, 16, 24)
+    assert seen["shape"] == (1, 4 * 2**downsampling, 16 // 2**downsampling, 24 // 2**downsampling)
+    assert g.size_multiple == 2**downsampling
+    if downsampling:
+        with pytest.raises(ValueError, match=f"multiples of {2**downsampling}"):
+            g(torch.randn(1, 3, 16 + 2 ** (downsampling - 1), 16))
+
+
 def test_patchgan_sees_70x70_patches():
     assert patchgan.receptive_field(3) == 70
     # Without instance norm (which mixes the whole image), one logit depends on a 70x70 window.

@@ -3,6 +3,9 @@ after Johnson et al. 2016 (arXiv:1603.08155).
 
     c7s1-ngf, d(2·ngf), d(4·ngf), n_blocks × R(4·ngf), u(2·ngf), u(ngf), c7s1-channels, tanh
 
+(``downsampling`` = 2, the paper's; 1 keeps the blocks at half the input size: c7s1-ngf, d(2·ngf),
+n_blocks × R(2·ngf), u(ngf), c7s1-channels, tanh.)
+
 ``c7s1-k``: reflection-padded 7×7 conv, stride 1, k filters, norm, ReLU; ``dk``: 3×3 conv, stride 2;
 ``Rk``: two reflection-padded 3×3 convs with a skip; ``uk``: 3×3 transposed conv, stride ½, or with
 ``upsample="nearest"`` a nearest-neighbour ×2 resize and a reflection-padded 3×3 conv (the resize-
@@ -70,8 +73,6 @@ class ResidualBlock(nn.Module):
 class Generator(nn.Module):
     """image [N, channels, H, W] in [-1, 1] -> image of the same shape in [-1, 1]."""
 
-    size_multiple = 4  # two stride-2 downsamplings: H and W must be multiples of 4
-
     def __init__(
         self,
         channels: int = 3,
@@ -81,9 +82,13 @@ class Generator(nn.Module):
         norm: Norm = "instance",
         dropout: float = 0.0,  # in the residual blocks; the reference's --no_dropout default is 0
         upsample: Upsample = "transpose",  # the paper's transposed convs, or "nearest" resize + conv
+        downsampling: int = 2,  # stride-2 convs before the blocks (and upsamplings after): the paper's 2
     ):
         super().__init__()
+        if downsampling < 0:
+            raise ValueError(f"downsampling={downsampling}: a number of stride-2 convs, >= 0")
         self.channels = channels
+        self.size_multiple = 2**downsampling  # H and W must be multiples of it
         bias = conv_bias(norm)
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(3),
@@ -92,13 +97,13 @@ class Generator(nn.Module):
             nn.ReLU(True),
         ]
         c = ngf
-        for _ in range(2):
+        for _ in range(downsampling):
             layers += [nn.Conv2d(c, 2 * c, 3, stride=2, padding=1, bias=bias), norm_layer(norm, 2 * c), nn.ReLU(True)]
             c *= 2
         layers += [ResidualBlock(c, norm, dropout) for _ in range(n_blocks)]
         if upsample not in ("transpose", "nearest"):
             raise ValueError(f"upsample={upsample!r}: choose transpose or nearest")
-        for _ in range(2):
+        for _ in range(downsampling):
             if upsample == "transpose":
                 layers += [nn.ConvTranspose2d(c, c // 2, 3, stride=2, padding=1, output_padding=1, bias=bias)]
             else:
