@@ -77,7 +77,7 @@ class Generator(nn.Module):
         self,
         channels: int = 3,
         out_channels: int | None = None,  # None = channels
-        ngf: int = 64,  # filters of the first layer; the blocks have 4·ngf
+        ngf: int = 64,  # filters of the first layer; the blocks have ngf·2^downsampling
         n_blocks: int = 9,  # residual blocks: 9 at 256 px, 6 at 128 px in the paper
         norm: Norm = "instance",
         dropout: float = 0.0,  # in the residual blocks; the reference's --no_dropout default is 0
