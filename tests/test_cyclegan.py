@@ -102,6 +102,8 @@ def test_downsampling_sets_the_bottleneck_and_the_size_multiple(downsampling):
     if downsampling:
         with pytest.raises(ValueError, match=f"multiples of {2**downsampling}"):
             g(torch.randn(1, 3, 16 + 2 ** (downsampling - 1), 16))
+    with pytest.raises(ValueError, match="downsampling=-1"):
+        resnet.Generator(3, downsampling=-1)
 
 
 def test_patchgan_sees_70x70_patches():
