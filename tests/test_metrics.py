@@ -14,7 +14,7 @@ from genlab import evaluate, train
 from genlab.data.embedded import load_digits
 from genlab.errors import UserError
 from genlab.metrics import functional as M
-from genlab.metrics import paired, quality
+from genlab.metrics import keys, paired, quality
 from genlab.metrics.extractors import Classifier, classifier_file
 
 
@@ -128,6 +128,57 @@ def test_precision_recall_of_identical_sets_is_one_and_of_far_apart_sets_is_zero
     # A fake set that collapsed onto a tenth of the reals: precise, but recalls little.
     precision, recall = M.precision_recall(x, x[:20].repeat(10, 1), k=3)
     assert precision == 1.0 and recall < 0.5
+
+
+def test_copying_tells_samples_that_reproduce_training_points_from_fresh_draws():
+    g = torch.Generator().manual_seed(0)
+    train, held_out, fresh = (torch.randn(n, 4, generator=g) for n in (400, 300, 1000))
+    copies = train[torch.randint(0, 400, (1000,), generator=g)] + 1e-3 * torch.randn(1000, 4, generator=g)
+
+    share, z = M.copying(train, held_out, fresh)  # drawn like the held-out data: as near to train as it
+    assert 0.02 < share < 0.09 and abs(z) < 3
+    share, z = M.copying(train, held_out, copies)
+    assert share == 1.0 and z < -20
+    share, z = M.copying(train, held_out, torch.cat([copies[:500], fresh[:500]]))
+    assert 0.5 <= share < 0.56 and z < -3
+    share, z = M.copying(train, held_out, fresh + 5.0)  # far from everything: no copying, z far above 0
+    assert share == 0.0 and z > 20
+    with pytest.raises(ValueError, match="held-out"):
+        M.copying(train, held_out[:1], fresh)
+
+
+class Resampler(nn.Module):
+    """A "model" whose samples are images drawn (with replacement) from a fixed set."""
+
+    def __init__(self, images):
+        super().__init__()
+        self.images = images
+
+    def sample(self, n, generator=None):
+        return self.images[torch.randint(0, len(self.images), (n,), generator=generator)]
+
+
+def test_evaluate_flags_a_sampler_that_returns_training_images(tmp_path):
+    from genlab.data.embedded import DigitsDataModule
+
+    datamodule = DigitsDataModule(batch_size=64)
+    datamodule.setup("fit")
+    cfg = compose_evaluate(f"cache_dir={tmp_path}", "n=300")
+    train_images = torch.stack([datamodule.train_set[i][0] for i in range(len(datamodule.train_set))])
+    val_images = torch.stack([datamodule.val_set[i][0] for i in range(len(datamodule.val_set))])
+
+    def copy_metrics(images):
+        values, report = evaluate.model_metrics(cfg, Resampler(images), datamodule, ["copy"], "cpu")
+        assert report["copy"] == {"n_train": len(train_images), "n_held_out": min(300, len(val_images))}
+        return values["copy300[classifier]"], values["copyz300[classifier]"]
+
+    copy, z = copy_metrics(train_images)
+    assert copy == 1.0 and z < -10
+    copy, z = copy_metrics(val_images)  # unseen images: as near to the training set as held-out images are
+    assert copy < 0.1 and abs(z) < 3
+    circles = quality.Plan(datamodule.val_set, datamodule.val_set, 10, "val", "a2b")
+    with pytest.raises(ValueError, match="held-out"):  # a translator (or a folder) has no held-out reference
+        quality.check_request(["copy"], 10, 10, FakeExtractor(), quality.Protocol(), circles.n_held_out)
 
 
 def test_precision_recall_equal_torch_fidelity_on_identical_features():
@@ -287,10 +338,8 @@ def test_evaluate_scores_a_checkpoint_and_reuses_cached_real_features(make_cfg, 
     again = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert not report["real_features_cached"] and again["real_features_cached"]
     assert first == second  # same seed, same samples, same cached reals
-    assert set(first) == {
-        f"{m}[classifier]"
-        for m in ("fid300", "kid300", "kid300_std", "is300", "is300_std", "precision300", "recall300")
-    }
+    stats = ("fid", "kid", "kid_std", "is", "is_std", "precision", "recall", "copy", "copyz")
+    assert set(first) == {keys.sample_key(stat, 300, "classifier", stage=None) for stat in stats}
 
 
 def compose_evaluate(*overrides: str):

@@ -1,7 +1,8 @@
 """What ``python evaluate.py`` does: a table on stdout and ``metrics.json`` for
 
 - a checkpoint: FID/KID/IS/P&R of its samples against its own training data (translators: its
-  translations of the held-out source domain against the held-out target domain), reconstruction,
+  translations of the held-out source domain against the held-out target domain), whether its samples
+  copy training images (nearer to them than held-out images are: ``copy``), reconstruction,
   translation or restoration error against known answers (MSE/PSNR/SSIM/L1/LPIPS; inpainting also
   inside the hole and per hole-area bin), and a VAE's importance-weighted NLL, both on the held-out split;
 - two image folders: FID/KID/IS/P&R of one against the other."""
@@ -54,7 +55,7 @@ def default_metrics(model) -> list[str]:
     can = functools.partial(surfaces.can, model)
     metrics = ["fid", "kid"] if can(surfaces.Translator) else []
     if can(surfaces.Sampler):
-        metrics = ["fid", "kid", "is", "pr"]
+        metrics = ["fid", "kid", "is", "pr", "copy"]
     if can(surfaces.Autoencoder) or can(surfaces.Translator) or can(surfaces.Restorer):
         metrics += ["mse", "psnr", "ssim"] + (["l1"] if can(surfaces.Restorer) else [])
     if can(surfaces.Restorer) and M.lpips_weights().is_file():  # LPIPS where its weights are on this machine
@@ -80,7 +81,7 @@ def sample_metrics(cfg, model, datamodule, metrics, device, skipped) -> tuple[di
     valid = []
     for metric in metrics:
         try:
-            quality.check_request([metric], plan.n, plan.n, extractor, protocol)
+            quality.check_request([metric], plan.n, plan.n, extractor, protocol, plan.n_held_out)
             valid.append(metric)
         except ConfigError as err:
             if cfg.metrics is not None:
@@ -169,10 +170,11 @@ def folder_metrics(cfg, device) -> tuple[dict[str, float], dict]:
     folders change)."""
     if not (cfg.real and cfg.fake):
         raise ConfigError("folder mode needs both real=DIR and fake=DIR")
-    metrics = list(cfg.metrics) if cfg.metrics is not None else list(quality.METRICS)
+    scorable = [m for m in quality.METRICS if m != "copy"]  # copy needs a run's training and held-out images
+    metrics = list(cfg.metrics) if cfg.metrics is not None else scorable
     check_metric_names(metrics)
-    if any(m not in quality.METRICS for m in metrics):
-        raise ConfigError(f"folder mode scores {list(quality.METRICS)} (unpaired images); got {metrics}")
+    if any(m not in scorable for m in metrics):
+        raise ConfigError(f"folder mode scores {scorable} (unpaired images); got {metrics}")
     extractor = instantiate(cfg.extractor).to(device)
     channels = getattr(getattr(extractor, "net", None), "channels", 3)
     real_set = folder_set(cfg.real, "real", cfg.image_size, channels)
@@ -230,6 +232,11 @@ def table(values: dict[str, float], report: dict) -> str:
             f"samples    {report['n_fake']} generated/fake vs {report['n_real']} real"
             + (" (real features from cache)" if report["real_features_cached"] else ""),
         ]
+    if "copy" in report:
+        lines.append(
+            f"copy       nearest of {report['copy']['n_train']} training images, against "
+            f"{report['copy']['n_held_out']} held-out ones (copy: share nearer than 95% of those; copyz < 0: nearer)"
+        )
     lines.append(f"{'metric':<{width}}  value")
     lines += [f"{k:<{width}}  {v:.6g}" for k, v in values.items()]
     lines += [f"skipped    {metric}: {why}" for metric, why in report.get("skipped", {}).items()]

@@ -93,7 +93,9 @@ class SampleQuality(L.Callback):
         where = "callbacks.sample_quality"
         self.plan = quality.plan(pl_module, trainer.datamodule, self.n, self.split, self.direction, where)
         try:
-            quality.check_request(self.metrics, self.plan.n, self.plan.n, self.extractor, self.protocol)
+            quality.check_request(
+                self.metrics, self.plan.n, self.plan.n, self.extractor, self.protocol, self.plan.n_held_out
+            )
         except ConfigError as err:
             raise ConfigError(f"{where}: {err} ({where}=null trains without these metrics)") from err
 

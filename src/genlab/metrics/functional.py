@@ -8,6 +8,9 @@ Sample quality (features of real and generated images from one extractor):
     IS   = exp E_x[KL(p(y|x) ‖ p(y))], mean ± std over splits          (Salimans et al. 2016, arXiv:1606.03498)
     P&R  = share of fakes inside the real k-NN balls, and of reals inside the fake ones
                                                                       (Kynkäänniemi et al. 2019, arXiv:1904.06991)
+    copy = share of fakes nearer to a training image than 95% of held-out real images are (a model that
+           generalises: ~5%), and the Mann-Whitney z of fakes' against held-out images' nearest-training
+           distances (< 0: nearer than unseen data, i.e. copying)   (Meehan et al. 2020, arXiv:2004.05675)
 
 Reconstruction (images in [-1, 1], so the data range is 2): MSE, PSNR, SSIM, LPIPS.
 """
@@ -126,6 +129,33 @@ def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3) -> tupl
     precision = _covered(y, x, _knn_radii(x, k)).double().mean()
     recall = _covered(x, y, _knn_radii(y, k)).double().mean()
     return float(precision), float(recall)
+
+
+def nearest_distance(points: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Euclidean distance of each point to its nearest neighbour in ``reference``."""
+    return torch.cat([torch.cdist(c, reference).min(dim=1).values for c in points.split(CHUNK)])
+
+
+def copying(train: torch.Tensor, held_out: torch.Tensor, fake: torch.Tensor) -> tuple[float, float]:
+    """(share, z): how many fakes sit nearer to a training image than held-out real images do.
+
+    share: fakes nearer to their nearest training image than the 5th percentile of the held-out
+    images' nearest-training distances (a model no closer to its training data than unseen data
+    is: ~0.05; one that copies: up to 1). z: Meehan et al.'s Z_U, the Mann-Whitney U statistic of
+    the fakes' against the held-out images' distances, standardised (ties count half); well below 0
+    (e.g. < -3) is copying, above 0 samples farther from the data than unseen images are."""
+    if len(held_out) < 2 or len(fake) < 1:
+        raise ValueError(f"copying needs >= 2 held-out images and >= 1 fake, got {len(held_out)} and {len(fake)}")
+    x = train.double()
+    d_fake, d_held = nearest_distance(fake.double(), x), nearest_distance(held_out.double(), x)
+    share = (d_fake < d_held.quantile(0.05)).double().mean()
+    ordered = d_held.sort().values
+    below = torch.searchsorted(ordered, d_fake, right=False)
+    ties = torch.searchsorted(ordered, d_fake, right=True) - below
+    m, n = len(d_fake), len(d_held)
+    u = (below + 0.5 * ties).sum()  # pairs (fake, held) with the fake farther from the training data
+    z = (u - m * n / 2) / (m * n * (m + n + 1) / 12) ** 0.5
+    return float(share), float(z)
 
 
 def check_fid(n: int, dim: int, allow_singular: bool = False) -> None:

@@ -11,7 +11,13 @@ from __future__ import annotations
 import re
 
 # The statistic's name as it appears in keys, for each metric of genlab.metrics.quality.
-STATISTICS = {"fid": ("fid",), "kid": ("kid", "kid_std"), "is": ("is", "is_std"), "pr": ("precision", "recall")}
+STATISTICS = {
+    "fid": ("fid",),
+    "kid": ("kid", "kid_std"),
+    "is": ("is", "is_std"),
+    "pr": ("precision", "recall"),
+    "copy": ("copy", "copyz"),
+}
 _QUALITY = re.compile(
     r"^(?:(?P<stage>\w+)/)?(?P<stat>[a-z]+)(?P<n>\d+)(?P<tag>_[ab]2[ab])?(?P<std>_std)?\[(?P<x>\w+)\]$"
 )

@@ -26,7 +26,7 @@ from genlab.metrics import functional as M
 from genlab.metrics import keys
 from genlab.metrics.inception import cache_dir
 
-METRICS = ("fid", "kid", "is", "pr")
+METRICS = ("fid", "kid", "is", "pr", "copy")
 # Translation models are scored on what they make of one domain's images: fake = translate(source),
 # compared with the target domain's real images.
 DIRECTIONS = {"a2b": ("a", "b"), "b2a": ("b", "a")}
@@ -51,6 +51,7 @@ class Protocol:
     pr_k: int = 3
     seed: int = 0  # KID subsets
     allow_few_samples: bool = False  # compute FID even when n <= feature dim (singular covariance)
+    copy_train: int = 10000  # copy: training images searched for each sample's nearest (all, when fewer)
 
     def subset_size(self, n: int) -> int:
         return self.kid_subset_size if self.kid_subset_size is not None else min(1000, n)
@@ -96,8 +97,11 @@ def extract(extractor: nn.Module, batches: Iterable[torch.Tensor], device: torch
     return bank.compute()
 
 
-def check_request(metrics: Iterable[str], n_real: int, n_fake: int, extractor: nn.Module, protocol: Protocol) -> None:
-    """Refuse, before any image is generated or extracted, what would give NaN or a meaningless number."""
+def check_request(
+    metrics: Iterable[str], n_real: int, n_fake: int, extractor: nn.Module, protocol: Protocol, n_held_out: int = 0
+) -> None:
+    """Refuse, before any image is generated or extracted, what would give NaN or a meaningless number.
+    ``n_held_out``: real images the model never trained on, which ``copy`` compares samples with."""
     metrics = list(metrics)
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
@@ -118,6 +122,11 @@ def check_request(metrics: Iterable[str], n_real: int, n_fake: int, extractor: n
             raise ConfigError(f"IS over {protocol.is_splits} splits needs n >= {protocol.is_splits}, got {n_fake}")
     if "pr" in metrics and n <= protocol.pr_k:
         raise ConfigError(f"precision/recall with k={protocol.pr_k} needs n > {protocol.pr_k}, got {n}")
+    if "copy" in metrics and n_held_out < 2:
+        raise ConfigError(
+            "copy compares a sampler's outputs with its training images and with held-out ones (the val split); "
+            f"it needs a model that samples, scored against its train split, and >= 2 held-out images (got {n_held_out})"
+        )
 
 
 def compute(
@@ -128,9 +137,11 @@ def compute(
     protocol: Protocol,
     plan: Plan,
     stage: str | None = None,
+    copy_refs: tuple[FeatureSet, FeatureSet] | None = None,
 ) -> dict[str, float]:
     """``{"fid{n}[name]": ..., "kid{n}[name]": ..., "kid{n}_std[name]": ..., ...}``, keys spelled by
-    :meth:`Plan.key` (``stage="val"`` prefixes ``val/``)."""
+    :meth:`Plan.key` (``stage="val"`` prefixes ``val/``). ``copy`` needs ``copy_refs``: features of
+    the training images searched and of the held-out ones."""
     out = {}
     for metric in metrics:
         if metric == "fid":
@@ -140,6 +151,9 @@ def compute(
             values = M.kid(real.features, fake.features, protocol.kid_subsets, size, protocol.seed)
         elif metric == "is":
             values = M.inception_score(fake.logits, protocol.is_splits)
+        elif metric == "copy":
+            train, held_out = copy_refs
+            values = M.copying(train.features, held_out.features, fake.features)
         else:
             values = M.precision_recall(real.features, fake.features, protocol.pr_k)
         for stat, value in zip(keys.STATISTICS[metric], values, strict=True):
@@ -214,6 +228,11 @@ class Plan:
     n: int
     split: str  # the datamodule's split: train | val
     direction: str | None = None  # translators only
+    held_out: object | None = None  # samplers scored against train: the val split (for ``copy``)
+
+    @property
+    def n_held_out(self) -> int:
+        return min(self.n, len(self.held_out)) if self.held_out is not None else 0
 
     @property
     def label(self) -> str:
@@ -250,7 +269,8 @@ def plan(model, datamodule, n: int, split: str | None = None, direction: str = "
         reference, source = getattr(dataset, target_domain), getattr(dataset, source_domain)
     else:
         reference, direction = dataset, None
-    result = Plan(reference, source, n, split, direction)
+    held_out = getattr(datamodule, "val_set", None) if source is None and split == "train" else None
+    result = Plan(reference, source, n, split, direction, held_out)
     available = min(len(reference), len(source)) if source is not None else len(reference)
     if available < n and source is None:  # translators: n caps the held-out images, as documented
         warnings.warn(
@@ -298,22 +318,35 @@ def score(
     real images in the feature cache (:func:`describe_dataset`)."""
     metrics = list(metrics)
     ranks = ranks or Ranks()
-    check_request(metrics, plan.n, plan.n, extractor, protocol)
-    path = cache.path(real_name, plan.label, image_size, extractor, plan.n) if cache is not None else None
-    # Rank 0 decides hit or miss for everyone: ranks that disagreed would wait on each other forever.
-    hit = bool(ranks.broadcast(path is not None and path.is_file()))
-    if hit:
-        real = cache.load(path)
-    else:
-        real = extract(extractor, real_batches(plan.reference, plan.n, batch_size, ranks.rank, ranks.world), device)
+    check_request(metrics, plan.n, plan.n, extractor, protocol, plan.n_held_out)
+
+    def real_features(dataset, n: int, label: str) -> tuple[FeatureSet, bool]:
+        """The first ``n`` images' features, from the cache when it has them (and whether it had)."""
+        path = cache.path(real_name, label, image_size, extractor, n) if cache is not None else None
+        # Rank 0 decides hit or miss for everyone: ranks that disagreed would wait on each other forever.
+        hit = bool(ranks.broadcast(path is not None and path.is_file()))
+        if hit:
+            return cache.load(path), hit
+        features = extract(extractor, real_batches(dataset, n, batch_size, ranks.rank, ranks.world), device)
+        if len(features) != n:  # a gather that lost a rank's share would bias everything
+            raise RuntimeError(f"gathered {len(features)}/{n} real features")
         if path is not None and ranks.rank == 0:
-            cache.save(path, real)
+            cache.save(path, features)
+        return features, hit
+
+    real, hit = real_features(plan.reference, plan.n, plan.label)
     generator = torch.Generator(device=device).manual_seed(seed + ranks.rank)
     fake = extract(extractor, model_batches(model, plan, batch_size, generator, ranks), device)
-    if len(fake) != plan.n or len(real) != plan.n:  # a gather that lost a rank's share would bias everything
-        raise RuntimeError(f"gathered {len(fake)}/{plan.n} fake and {len(real)}/{plan.n} real features")
-    values = compute(metrics, real, fake, extractor.name, protocol, plan, stage)
+    if len(fake) != plan.n:
+        raise RuntimeError(f"gathered {len(fake)}/{plan.n} fake features")
     report = {"n_real": plan.n, "n_fake": plan.n, "real": f"{real_name} {plan.label}", "real_features_cached": hit}
+    copy_refs = None
+    if "copy" in metrics:
+        n_train = min(len(plan.reference), protocol.copy_train)
+        train = real if n_train == plan.n else real_features(plan.reference, n_train, plan.label)[0]
+        copy_refs = train, real_features(plan.held_out, plan.n_held_out, "held-out")[0]
+        report["copy"] = {"n_train": n_train, "n_held_out": plan.n_held_out}
+    values = compute(metrics, real, fake, extractor.name, protocol, plan, stage, copy_refs)
     return values, report
 
 
