@@ -434,6 +434,12 @@ def test_evaluate_two_folders_of_the_same_images_gives_zero(tmp_path):
     assert values["precision120[classifier]"] == 1.0 and values["recall120[classifier]"] == 1.0
     report = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert report["files_read"] == {"real": 120, "fake": 120}
+    with pytest.raises(ValueError, match="folder mode scores"):  # copy needs a run's training and held-out images
+        evaluate.run(
+            compose_evaluate(
+                f"real={tmp_path / 'real'}", f"fake={tmp_path / 'fake'}", "metrics=[copy]", "extractor.weights=digits"
+            )
+        )
 
 
 @pytest.mark.slow
