@@ -8,9 +8,9 @@ VAE: negative ELBO (nats/image, one posterior sample per image, and bits/dim), K
 and the k-sample importance-weighted NLL (Burda et al. 2015). VQ-VAE: MSE on [-1, 1], MSE / data
 variance, PSNR, code perplexity and usage (experiment=vqvae_digits). Prior: trained over the codes of
 experiment=vqvae_digits_coarse, the first stage made for sampling (its train time counts in the prior's),
-NLL of the held-out code maps. VAE and prior
-samples: FID against the training images and IS, on the shipped digits classifier (the protocol of
-the training callback and evaluate.py), next to the same numbers for the held-out real digits.
+NLL of the held-out code maps. VAE and prior samples: FID against the training images and IS, on the
+shipped digits classifier (the protocol of the training callback and evaluate.py), next to the same
+numbers for the held-out real digits.
 """
 
 from __future__ import annotations
