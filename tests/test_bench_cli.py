@@ -24,6 +24,7 @@ OPTIONS = {
         "--out",
         "--vqgan-prior-ckpt",
     ],
+    "layout": ["--recipes", "--batches", "--repeats", "--override"],
     "metrics": ["--quick", "--images", "--n-inception"],
     "restoration": ["--inpaint-ckpt", "--denoise-ckpt", "--sr-ckpt", "--train", "--tasks", "--threads", "--out"],
     "stylegan2": ["--authors-code", "--rosinality-code", "--quick", "--configs", "--try", "--iters"],

@@ -238,3 +238,28 @@ def test_checkpoint_carries_the_run_config(make_cfg):
     train.run(cfg)
     config = load_run_config(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt")
     assert config["data"]["image_size"] == 16 and config["model"]["generator"]["image_size"] == 16
+
+
+class WeightsAtTrainStart(L.Callback):
+    def on_train_start(self, trainer, pl_module):
+        self.weight = pl_module.discriminator.net[2].weight  # D's second convolution: 4-D, several channels
+
+
+@pytest.mark.parametrize("enabled, channels_last", [("auto", True), ("false", False)])
+def test_channels_last_weights_on_cpu_and_checkpoints_that_load_either_way(make_cfg, enabled, channels_last):
+    cfg = make_cfg(*TINY, f"callbacks.channels_last.enabled={enabled}")
+    seen = WeightsAtTrainStart()
+    train.run(cfg, callbacks=[seen])
+    assert seen.weight.is_contiguous(memory_format=torch.channels_last) == channels_last
+    assert seen.weight.is_contiguous() != channels_last
+
+    loaded = load_model(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt")
+    weight = loaded.discriminator.net[2].weight
+    assert weight.is_contiguous() and torch.equal(weight, seen.weight)
+
+
+def test_channels_last_refuses_values_it_does_not_know():
+    from genlab.callbacks import ChannelsLast
+
+    with pytest.raises(ValueError, match="auto, true or false"):
+        ChannelsLast(enabled="yes")

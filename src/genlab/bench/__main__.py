@@ -12,6 +12,7 @@ BENCHES = {
     "cyclegan": ("genlab.bench.cyclegan", "CycleGAN seconds per iteration and memory, beside the authors' code"),
     "dcgan": ("genlab.bench.dcgan", "DCGAN Lightning overhead vs a plain loop; class coverage of samples"),
     "gan_vs_vae": ("genlab.bench.gan_vs_vae", "DCGAN, VAE, VAE-GAN, VQ-VAE, VQGAN on one budget: one table"),
+    "layout": ("genlab.bench.layout", "channels-last weights vs NCHW: seconds per batch of the CPU recipes"),
     "metrics": ("genlab.bench.metrics", "Inception feature throughput, cached vs uncached FID"),
     "restoration": ("genlab.bench.restoration", "trained restorers vs OpenCV/scikit-image on held-out photos, s/MP"),
     "stylegan2": ("genlab.bench.stylegan2", "StyleGAN2 seconds per iteration and memory, beside the authors' code"),

@@ -1,5 +1,6 @@
 """DCGAN on digits: framework overhead (train.py's Lightning Trainer vs a plain PyTorch loop of the
-same networks and losses, interleaved iteration by iteration) and sample quality (class coverage).
+same networks and losses, interleaved iteration by iteration), what channels-last weights buy (the
+plain loop in both layouts) and sample quality (class coverage).
 
     python -m genlab.bench dcgan [--epochs 8] [--override KEY=VALUE ...]   # speed
     python -m genlab.bench dcgan --samples-of CKPT [--n 1000]  # class coverage of a trained model
@@ -24,13 +25,16 @@ WARMUP = 5  # iteration pairs skipped at the start (allocator, first-touch costs
 
 class PlainLoop:
     """The same networks, losses, optimizers and data in a hand-written PyTorch loop; each call of
-    :meth:`step` is one iteration (the next batch, a D step, a G step)."""
+    :meth:`step` is one iteration (the next batch, a D step, a G step). ``channels_last``: weights in
+    that layout, as train.py's ChannelsLast callback stores them."""
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, channels_last: bool):
         datamodule = instantiate(cfg.data)
         datamodule.setup("fit")
         self.batches = endless(datamodule.train_dataloader)
         self.model = instantiate(cfg.model, _recursive_=False, _convert_="all")
+        if channels_last:
+            self.model.to(memory_format=torch.channels_last)
         self.opt_g, self.opt_d = self.model.configure_optimizers()
 
     def step(self) -> None:
@@ -50,10 +54,14 @@ class PlainLoop:
 
 
 def interleaved_times(cfg, epochs: int) -> dict[str, list[float]]:
-    """Seconds per iteration, ``lightning`` and ``plain`` (item i of each: one pair): train.py's own Trainer
-    (``genlab.train.build``: its callbacks, loggers and checkpoint IO) interleaved with the plain loop."""
+    """Seconds per iteration, ``lightning``, ``plain`` and ``plain NCHW`` (item i of each: one triple):
+    train.py's own Trainer (``genlab.train.build``: its callbacks, loggers and checkpoint IO)
+    interleaved with the plain loop in train.py's weight layout and in PyTorch's default one."""
     L.seed_everything(cfg.seed, verbose=False)
-    interleave = Interleave({"plain": PlainLoop(cfg).step})
+    layout = cfg.callbacks.get("channels_last")
+    as_train = layout is not None and instantiate(layout).applies_on(torch.device("cpu"))
+    loops = {"plain": PlainLoop(cfg, channels_last=as_train), "plain NCHW": PlainLoop(cfg, channels_last=False)}
+    interleave = Interleave({name: loop.step for name, loop in loops.items()})
     datamodule, model, trainer = train.build(cfg, [interleave], max_epochs=epochs, enable_model_summary=False)
     trainer.fit(model, datamodule=datamodule)
     return {name: seconds[WARMUP:] for name, seconds in interleave.times.items()}
@@ -99,18 +107,19 @@ def main(argv: list[str]) -> None:
 
     cfg = compose_train(["model=dcgan", "data=digits", "trainer=cpu", *args.override], output_dir=tempfile.mkdtemp())
     times = interleaved_times(cfg, args.epochs)
-    light, plain = times["lightning"], times["plain"]
-    ratios = sorted(a / b - 1 for a, b in zip(light, plain))
-    quartiles = statistics.quantiles(ratios, n=4)
     print(
         f"\nDCGAN digits {cfg.data.image_size}px, batch {cfg.data.batch_size}, {torch.get_num_threads()} threads: "
-        f"{len(light)} Lightning iterations, each followed by one plain-loop iteration"
+        f"{len(times['lightning'])} Lightning iterations, each followed by one iteration of each plain loop"
     )
     print(f"{'loop':<12}{'median s/iter':>15}{'mean s/iter':>13}")
-    for name, t in (("lightning", light), ("plain", plain)):
+    for name, t in times.items():
         print(f"{name:<12}{statistics.median(t):>15.4f}{statistics.fmean(t):>13.4f}")
-    print(
-        f"overhead    {100 * statistics.median(ratios):+.1f}% (median of per-pair ratios; interquartile "
-        f"{100 * quartiles[0]:+.1f}% to {100 * quartiles[2]:+.1f}%), {100 * (statistics.fmean(light) / statistics.fmean(plain) - 1):+.1f}% on means"
-    )
+    for label, (a, b) in {"overhead": ("lightning", "plain"), "layout": ("plain", "plain NCHW")}.items():
+        ratios = sorted(x / y - 1 for x, y in zip(times[a], times[b]))
+        quartiles = statistics.quantiles(ratios, n=4)
+        means = statistics.fmean(times[a]) / statistics.fmean(times[b]) - 1
+        print(
+            f"{label:<12}{100 * statistics.median(ratios):+.1f}% ({a} vs {b}: median of per-iteration ratios; "
+            f"interquartile {100 * quartiles[0]:+.1f}% to {100 * quartiles[2]:+.1f}%), {100 * means:+.1f}% on means"
+        )
     print("reproduce: python -m genlab.bench dcgan " + " ".join(argv))
