@@ -3,6 +3,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.genlab-installed
 ARGS ?=
+# pytest-xdist processes for make test: the suite is mostly one-threaded work (imports, scripts, small models)
+TEST_WORKERS ?= 2
 
 .PHONY: help install train test test-all lint format bench clean
 
@@ -20,11 +22,11 @@ install: $(STAMP)  ## create .venv and install genlab with its dev tools
 train: install  ## python train.py $(ARGS) on the embedded default (digits, DCGAN)
 	$(PY) train.py $(ARGS)
 
-test: install  ## the offline test suite (no slow, no network)
-	$(PY) -m pytest -m "not slow and not network" --durations=15 $(ARGS)
+test: install  ## the offline test suite (no slow, no network), on TEST_WORKERS processes
+	$(PY) -m pytest -n $(TEST_WORKERS) -m "not slow and not network" --durations=15 $(ARGS)
 
 test-all: install  ## every test, slow ones included
-	$(PY) -m pytest $(ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) $(ARGS)
 
 lint: install  ## ruff lint + format check
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .

@@ -25,6 +25,9 @@ _WANDB_HOME = tempfile.mkdtemp(prefix="genlab-wandb-")
 for _name, _sub in (("WANDB_DATA_DIR", "data"), ("WANDB_CACHE_DIR", "cache"), ("WANDB_CONFIG_DIR", "config")):
     os.environ.setdefault(_name, os.path.join(_WANDB_HOME, _sub))
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+if os.environ.get("PYTEST_XDIST_WORKER"):  # make test's two workers on two cores: one thread each, scripts included
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(1)
 
 # What every test run overrides: CPU, no rich progress bar, tiny epochs.
 FAST = [
