@@ -6,6 +6,7 @@ import shlex
 
 import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
 
 from genlab.config import compose_train
 from genlab.train import check_config
@@ -87,6 +88,6 @@ def test_readme_inline_overrides_parse():
     for word in words:
         try:
             parser.parse_override(word)
-        except Exception as error:  # Hydra's grammar error: the shell would hand it over as written
+        except HydraException as error:  # the grammar's error for what the shell hands over as written
             unparsable.append(f"{word}: {str(error).splitlines()[0]}")
     assert not unparsable, "README overrides Hydra cannot parse:\n" + "\n".join(unparsable)
