@@ -14,10 +14,8 @@ from tests.conftest import ROOT
 
 PLACEHOLDER = re.compile(r"<[^>]+>")  # <run>, <coarse run>: the reader fills these in
 OVERRIDE = re.compile(r"^[+~]{0,2}[A-Za-z_][\w./@-]*=")
-
-
-def readme() -> str:
-    return (ROOT / "README.md").read_text()
+README = (ROOT / "README.md").read_text()
+PARSER = OverridesParser.create()
 
 
 def train_commands(text: str) -> list[tuple[int, str]]:
@@ -40,19 +38,18 @@ def train_commands(text: str) -> list[tuple[int, str]]:
 def as_single_run(command: str) -> list[str]:
     """The overrides of ``command`` with placeholders and $HOME filled in and each sweep (``-m``) at its first value."""
     filled = PLACEHOLDER.sub("/tmp/run", command.replace("$HOME", "/home/user"))
-    parser = OverridesParser.create()
     overrides = []
     for word in shlex.split(filled)[2:]:
         if word in ("-m", "--multirun"):
             continue
-        parsed = parser.parse_override(word)
+        parsed = PARSER.parse_override(word)
         if parsed.is_sweep_override():
             word = f"{parsed.get_key_element()}={next(iter(parsed.sweep_string_iterator()))}"
         overrides.append(word)
     return overrides
 
 
-COMMANDS = train_commands(readme())
+COMMANDS = train_commands(README)
 
 
 def test_readme_shows_the_recipes_commands():
@@ -81,13 +78,12 @@ def inline_overrides(text: str) -> list[str]:
 
 
 def test_readme_inline_overrides_parse():
-    words = inline_overrides(readme())
+    words = inline_overrides(README)
     assert len(words) > 100
-    parser = OverridesParser.create()
     unparsable = []
     for word in words:
         try:
-            parser.parse_override(word)
+            PARSER.parse_override(word)
         except HydraException as error:  # the grammar's error for what the shell hands over as written
             unparsable.append(f"{word}: {str(error).splitlines()[0]}")
     assert not unparsable, "README overrides Hydra cannot parse:\n" + "\n".join(unparsable)
