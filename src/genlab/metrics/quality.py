@@ -205,6 +205,9 @@ def describe_dataset(datamodule, split: str) -> str:
     return f"{type(datamodule).__name__} ({json.dumps(settings, sort_keys=True)}, {size} images)"
 
 
+SAMPLE_CHUNK = 50  # images per latent draw in sample-quality evaluations (see model_batches)
+
+
 def real_batches(dataset, n: int, batch_size: int, rank: int = 0, world_size: int = 1) -> Iterable[torch.Tensor]:
     """The first ``n`` images of ``dataset`` in order; rank r takes indices r, r + W, ... of them."""
     indices = list(range(rank, n, world_size))
@@ -335,8 +338,7 @@ def score(
         return features, hit
 
     real, hit = real_features(plan.reference, plan.n, plan.label)
-    generator = torch.Generator(device=device).manual_seed(seed + ranks.rank)
-    fake = extract(extractor, model_batches(model, plan, batch_size, generator, ranks), device)
+    fake = extract(extractor, model_batches(model, plan, batch_size, seed, device, ranks), device)
     if len(fake) != plan.n:
         raise RuntimeError(f"gathered {len(fake)}/{plan.n} fake features")
     report = {"n_real": plan.n, "n_fake": plan.n, "real": f"{real_name} {plan.label}", "real_features_cached": hit}
@@ -351,14 +353,25 @@ def score(
 
 
 def model_batches(
-    model, plan: Plan, batch_size: int, generator: torch.Generator, ranks: Ranks
+    model, plan: Plan, batch_size: int, seed: int, device: torch.device | str, ranks: Ranks
 ) -> Iterable[torch.Tensor]:
-    """This rank's share of the plan's ``n`` images from the model: ``sample`` batches, or translations
-    of the first ``n`` images of the source (the same split between ranks as :func:`real_batches`)."""
+    """This rank's share of the plan's ``n`` images from the model, about ``batch_size`` at a time:
+    translations of the first ``n`` images of the source (the same split between ranks as
+    :func:`real_batches`), or samples drawn in chunks of :data:`SAMPLE_CHUNK`, chunk ``j`` from a
+    generator seeded with (``seed``, ``j``) and made by rank ``j mod W``. So a seed names the same
+    ``n`` samples whatever ``batch_size`` and the number of processes, and the training log's
+    ``val/fid1000[...]`` and ``evaluate.py`` agree on a checkpoint (one random stream cut into
+    batches of another size draws other latents)."""
     if plan.source is not None:
         for images in real_batches(plan.source, plan.n, batch_size, ranks.rank, ranks.world):
             yield model.translate(images, plan.direction)
         return
-    share = len(range(ranks.rank, plan.n, ranks.world))
-    for i in range(0, share, batch_size):
-        yield model.sample(min(batch_size, share - i), generator=generator)
+    pending: list[torch.Tensor] = []
+    for j in range(ranks.rank, -(-plan.n // SAMPLE_CHUNK), ranks.world):
+        generator = torch.Generator(device=device).manual_seed((seed % 2**32) * 2**32 + j)
+        pending.append(model.sample(min(SAMPLE_CHUNK, plan.n - j * SAMPLE_CHUNK), generator=generator))
+        if sum(len(x) for x in pending) >= batch_size:
+            yield torch.cat(pending)
+            pending = []
+    if pending:
+        yield torch.cat(pending)
