@@ -367,6 +367,9 @@ def test_samples_scored_are_the_same_whatever_the_batch_size_and_process_count()
     assert sum(len(x) for x in shares) == 230
     by_row = lambda x: sorted(map(tuple, x.flatten(1).tolist()))  # noqa: E731
     assert by_row(torch.cat(shares)) == by_row(one)
+    few = quality.Plan(reference=None, source=None, n=60, split="train")  # 2 chunks of 50 for 4 processes
+    counts = [sum(map(len, quality.model_batches(Sampler(), few, 64, 0, "cpu", quality.Ranks(r, 4)))) for r in range(4)]
+    assert counts == [15, 15, 15, 15]  # no rank left out of the gather
 
 
 def test_evaluate_reproduces_the_training_logs_fid_at_any_batch_size(make_cfg, tmp_path):

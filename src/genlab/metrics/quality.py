@@ -361,15 +361,18 @@ def model_batches(
     generator seeded with (``seed``, ``j``) and made by rank ``j mod W``. So a seed names the same
     ``n`` samples whatever ``batch_size`` and the number of processes, and the training log's
     ``val/fid1000[...]`` and ``evaluate.py`` agree on a checkpoint (one random stream cut into
-    batches of another size draws other latents)."""
+    batches of another size draws other latents). Fewer than W chunks: chunks of one image."""
     if plan.source is not None:
         for images in real_batches(plan.source, plan.n, batch_size, ranks.rank, ranks.world):
             yield model.translate(images, plan.direction)
         return
+    # Every rank needs a share (torchmetrics gathers from all of them): with fewer chunks than processes,
+    # chunks of one image.
+    chunk = SAMPLE_CHUNK if -(-plan.n // SAMPLE_CHUNK) >= ranks.world else 1
     pending: list[torch.Tensor] = []
-    for j in range(ranks.rank, -(-plan.n // SAMPLE_CHUNK), ranks.world):
+    for j in range(ranks.rank, -(-plan.n // chunk), ranks.world):
         generator = torch.Generator(device=device).manual_seed((seed % 2**32) * 2**32 + j)
-        pending.append(model.sample(min(SAMPLE_CHUNK, plan.n - j * SAMPLE_CHUNK), generator=generator))
+        pending.append(model.sample(min(chunk, plan.n - j * chunk), generator=generator))
         if sum(len(x) for x in pending) >= batch_size:
             yield torch.cat(pending)
             pending = []
