@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import warnings
 from collections.abc import Callable, Iterable
@@ -368,13 +369,15 @@ def model_batches(
         return
     # Every rank needs a share (torchmetrics gathers from all of them): with fewer chunks than processes,
     # chunks of one image.
-    chunk = SAMPLE_CHUNK if -(-plan.n // SAMPLE_CHUNK) >= ranks.world else 1
+    chunk = SAMPLE_CHUNK if math.ceil(plan.n / SAMPLE_CHUNK) >= ranks.world else 1
     pending: list[torch.Tensor] = []
-    for j in range(ranks.rank, -(-plan.n // chunk), ranks.world):
+    count = 0
+    for j in range(ranks.rank, math.ceil(plan.n / chunk), ranks.world):
         generator = torch.Generator(device=device).manual_seed((seed % 2**32) * 2**32 + j)
         pending.append(model.sample(min(chunk, plan.n - j * chunk), generator=generator))
-        if sum(len(x) for x in pending) >= batch_size:
+        count += len(pending[-1])
+        if count >= batch_size:
             yield torch.cat(pending)
-            pending = []
+            pending, count = [], 0
     if pending:
         yield torch.cat(pending)
