@@ -355,14 +355,17 @@ def test_samples_scored_are_the_same_whatever_the_batch_size_and_process_count()
 
     plan = quality.Plan(reference=None, source=None, n=230, split="train")
 
-    def images(batch_size, rank=0, world=1):
-        batches = list(quality.model_batches(Sampler(), plan, batch_size, 0, "cpu", quality.Ranks(rank, world)))
+    def images(batch_size, rank=0, world=1, seed=0):
+        batches = list(quality.model_batches(Sampler(), plan, batch_size, seed, "cpu", quality.Ranks(rank, world)))
         assert all(len(b) <= max(batch_size, quality.SAMPLE_CHUNK) + quality.SAMPLE_CHUNK for b in batches)
         return torch.cat(batches)
 
     one = images(64)
     assert len(one) == 230
     assert torch.equal(images(7), one) and torch.equal(images(1000), one)
+    # Another seed draws other images (the CPU generator keeps a seed's low 32 bits only: seed * 2**32 + chunk did not).
+    others = [images(64, seed=seed) for seed in (1, 2, 12345)]
+    assert all(not torch.isin(x, one).any() for x in others) and not torch.isin(others[0], others[1]).any()
     shares = [images(64, rank, 2) for rank in (0, 1)]  # rank r makes chunks r, r + 2, ...
     assert sum(len(x) for x in shares) == 230
     by_row = lambda x: sorted(map(tuple, x.flatten(1).tolist()))  # noqa: E731
@@ -387,6 +390,46 @@ def test_evaluate_reproduces_the_training_logs_fid_at_any_batch_size(make_cfg, t
     (value,) = evaluate.run(ev).values()
     # The callback samples 250 at a time, evaluate 7; one random stream cut both ways gave 1069.88 vs 1069.91 here.
     assert value == pytest.approx(logged, rel=1e-6)
+
+
+def test_training_log_under_ddp_and_evaluate_in_one_process_give_the_same_numbers(tmp_path):
+    from tests.conftest import run_script
+
+    run = tmp_path / "run"
+    scored = ["callbacks.sample_quality.n=200", "callbacks.sample_quality.metrics=[fid,kid,is]",
+              "callbacks.sample_quality.kid_subset_size=50", "callbacks.sample_quality.kid_subsets=20"]  # fmt: skip
+    # a VAE decodes visibly different images from its first steps, so the order KID's subsets read shows
+    vae = ["model=vae", "model.encoder.width=8", "model.decoder.width=8", "+trainer.limit_train_batches=2"]
+    result = run_script(
+        "train.py", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.max_epochs=1",
+        "callbacks.progress_bar=null", "callbacks.channels_last.enabled=false", "data.batch_size=16", *vae, *scored,
+        f"hydra.run.dir={run}", cwd=tmp_path, timeout=400,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    header, *rows = (run / "csv" / "metrics.csv").read_text().splitlines()
+    names = header.split(",")
+    logged = {k[len("val/") :]: float(v) for row in rows for k, v in zip(names, row.split(",")) if "200[" in k and v}
+    assert {"fid200[classifier]", "kid200[classifier]", "is200[classifier]"} <= logged.keys()
+    ev = compose_evaluate(f"ckpt={run / 'checkpoints' / 'last.ckpt'}", "n=200", "metrics=[fid,kid,is]",
+                          "kid_subset_size=50", "kid_subsets=20", f"out={tmp_path / 'ev'}")  # fmt: skip
+    values = evaluate.run(ev)
+    # Gathered in rank order, KID differed by 1e-4 relative (its subsets drew other images)
+    assert {k: values[k] for k in logged} == pytest.approx(logged, rel=1e-6)
+
+
+def test_every_ddp_rank_scores_the_model_rank_0_saves(tmp_path):
+    """Each rank updates its own batch-norm statistics between DDP's broadcasts: the scoring
+    callback must hand rank 0's to the others, or rank 1 samples from a model no checkpoint holds."""
+    from tests.conftest import train_ddp_on_cpu
+
+    train_ddp_on_cpu(
+        tmp_path, "data.batch_size=16", "model.generator.width=8", "model.discriminator.width=8",
+        "callbacks.sample_quality.n=100", "callbacks.sample_quality.metrics=[fid]",
+        "+callbacks.probe._target_=tests.probes.BuffersAtEnd", f"+callbacks.probe.dirpath={tmp_path}", batches=4,
+    )  # fmt: skip
+    ranks = [torch.load(tmp_path / f"buffers-rank{r}.pt", weights_only=True) for r in (0, 1)]
+    running = [k for k in ranks[0] if "running" in k]  # without the callback: rank sums 18.6958 vs 18.6964
+    assert running and all(torch.equal(ranks[0][k], ranks[1][k]) for k in running)
 
 
 def test_callback_scores_with_the_classifier_of_the_data(make_cfg):

@@ -15,6 +15,7 @@ from genlab import surfaces
 from genlab.callbacks.images import to_grid
 from genlab.checkpoint import load_model
 from genlab.errors import ConfigError
+from genlab.metrics.quality import sample_chunks
 
 
 def pick_device(name: str) -> torch.device:
@@ -37,8 +38,8 @@ def run(cfg: DictConfig) -> Path:
     out = Path(cfg.out) if cfg.out else Path(cfg.ckpt).resolve().parent.parent / "generated"
     out.mkdir(parents=True, exist_ok=True)
 
-    generator = torch.Generator(device=model.device).manual_seed(cfg.seed)
     if mode != "samples":  # one figure: the style-mixing grid, or rows of W interpolations
+        generator = torch.Generator(device=model.device).manual_seed(cfg.seed)
         rows = max(1, cfg.n // cfg.nrow)
         figure = out / f"{mode}.png"
         if mode == "mixing":
@@ -48,12 +49,8 @@ def run(cfg: DictConfig) -> Path:
         save_image(to_grid(images.cpu(), ncol), figure)
         print(f"wrote {figure}")
         return out
-    images = torch.cat(
-        [
-            model.sample(min(cfg.batch_size, cfg.n - i), generator=generator, **style).cpu()
-            for i in range(0, cfg.n, cfg.batch_size)
-        ]
-    )
+    # evaluate.py's draw: the same seed gives the images ``evaluate.py ckpt=... seed=...`` scores
+    images = torch.cat([chunk.cpu() for chunk in sample_chunks(model, cfg.n, cfg.seed, model.device, **style)])
     width = len(str(cfg.n - 1))
     for i, image in enumerate(images):
         save_image(image * 0.5 + 0.5, out / f"{i:0{width}d}.png")

@@ -98,7 +98,9 @@ def main(argv: list[str]) -> None:
     parser = argument_parser("autoencoders", __doc__)
     parser.add_argument("--quick", action="store_true", help="3 steps per model, k=10: checks the pipeline only")
     parser.add_argument("--iw-k", type=int, default=None, help="importance samples (default 1000; 10 with --quick)")
-    parser.add_argument("--n-samples", type=int, default=None, help="samples for FID/IS (default 1000)")
+    parser.add_argument(
+        "--n-samples", type=int, default=None, help="samples for FID/IS (default 1000; 100 with --quick)"
+    )
     parser.add_argument("--out", type=Path, default=None, help="run directories (default: a temporary one)")
     parser.add_argument(
         "--override",
@@ -114,7 +116,7 @@ def main(argv: list[str]) -> None:
     )
     args = parser.parse_args(argv)
     k = args.iw_k or (10 if args.quick else 1000)
-    n_samples = args.n_samples or (16 if args.quick else 1000)
+    n_samples = args.n_samples or (100 if args.quick else 1000)  # FID needs more samples than the 64 features
     out = args.out or Path(tempfile.mkdtemp(prefix="genlab-bench-ae-"))
     extra = [*(QUICK if args.quick else []), *args.override]
 

@@ -138,6 +138,11 @@ class SampleQuality(L.Callback):
         """All ranks must call this together (feature gathering is a collective)."""
         self._last_step = trainer.global_step
         datamodule = trainer.datamodule
+        if trainer.world_size > 1:
+            # Each rank updates its own batch-norm statistics between the broadcasts DDP makes before a forward:
+            # score the model rank 0 saves, on every rank.
+            for buffer in pl_module.buffers():
+                torch.distributed.broadcast(buffer, src=0)
         self.extractor.to(pl_module.device)  # here, not in setup: the strategy moves the model after setup
         values, _ = quality.score(
             pl_module,

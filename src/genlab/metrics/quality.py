@@ -13,7 +13,7 @@ import json
 import math
 import os
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,7 +59,9 @@ class Protocol:
 
 
 class FeatureBank(Metric):
-    """Features (and logits) of images, gathered across DDP ranks by torchmetrics on ``compute``."""
+    """Features (and logits) of images, gathered across DDP ranks by torchmetrics on ``compute``.
+    With the images' :meth:`place` in the whole set, ``compute`` returns them in that order: the
+    gather puts rank 0's share first, and KID's subsets and IS's splits depend on the order."""
 
     full_state_update = False
 
@@ -67,17 +69,28 @@ class FeatureBank(Metric):
         super().__init__()
         self.add_state("features", default=[], dist_reduce_fx="cat")
         self.add_state("logits", default=[], dist_reduce_fx="cat")
+        self.add_state("positions", default=[], dist_reduce_fx="cat")
 
     def update(self, out: dict[str, torch.Tensor | None]) -> None:
         self.features.append(out["features"].float())
         if out.get("logits") is not None:
             self.logits.append(out["logits"].float())
 
+    def place(self, positions: Sequence[int]) -> None:
+        """Where the images this process extracted, in order, sit in the whole set."""
+        self.positions.append(torch.as_tensor(positions, dtype=torch.long, device=self.device))
+
     def compute(self) -> FeatureSet:
         def cat(x):
             return x if isinstance(x, torch.Tensor) else (torch.cat(x) if x else None)
 
-        return FeatureSet(cat(self.features).cpu(), None if cat(self.logits) is None else cat(self.logits).cpu())
+        features, logits, positions = cat(self.features), cat(self.logits), cat(self.positions)
+        if positions is not None:
+            if len(positions) != len(features):
+                raise RuntimeError(f"{len(features)} features but {len(positions)} positions")
+            order = torch.argsort(positions)
+            features, logits = features[order], None if logits is None else logits[order]
+        return FeatureSet(features.cpu(), None if logits is None else logits.cpu())
 
 
 def image_of(item) -> torch.Tensor:
@@ -91,10 +104,19 @@ def image_of(item) -> torch.Tensor:
     raise TypeError(f"cannot find an image in a {type(item).__name__}")
 
 
-def extract(extractor: nn.Module, batches: Iterable[torch.Tensor], device: torch.device | str = "cpu") -> FeatureSet:
+def extract(
+    extractor: nn.Module,
+    batches: Iterable[torch.Tensor],
+    device: torch.device | str = "cpu",
+    positions: Sequence[int] | None = None,
+) -> FeatureSet:
+    """The features of the images in ``batches``, gathered from every DDP rank; with ``positions``
+    (where this rank's images sit in the whole set), in that order whatever the number of ranks."""
     bank = FeatureBank().to(device)
     for images in batches:
         bank.update(extractor(images.to(device)))
+    if positions is not None:
+        bank.place(positions)
     return bank.compute()
 
 
@@ -206,12 +228,27 @@ def describe_dataset(datamodule, split: str) -> str:
     return f"{type(datamodule).__name__} ({json.dumps(settings, sort_keys=True)}, {size} images)"
 
 
-SAMPLE_CHUNK = 50  # images per latent draw in sample-quality evaluations (see model_batches)
+SAMPLE_CHUNK = 50  # images per latent draw in sample-quality evaluations and generate.py (see sample_chunks)
+GOLDEN = 0x9E3779B9  # 2^32 / golden ratio: multiplying by it spreads consecutive seeds over 32 bits (Knuth)
+
+
+def chunk_seed(seed: int, j: int) -> int:
+    """The generator seed of chunk ``j`` of the samples ``seed`` names. It stays below 2^32 because
+    PyTorch's CPU generator keeps only the low 32 bits of a seed (``seed * 2**32 + j`` names the
+    same images for every seed there). Seed s starts at s * 2^32 / golden ratio (mod 2^32) and
+    counts up by chunk: seeds below 10,000 are >= 287,291 chunks (14 million images) apart, and
+    seed 0's chunk j is seed j."""
+    return (seed * GOLDEN + j) % 2**32
+
+
+def shard(n: int, rank: int = 0, world_size: int = 1) -> list[int]:
+    """The indices of ``n`` items that rank r of W takes: r, r + W, ..."""
+    return list(range(rank, n, world_size))
 
 
 def real_batches(dataset, n: int, batch_size: int, rank: int = 0, world_size: int = 1) -> Iterable[torch.Tensor]:
-    """The first ``n`` images of ``dataset`` in order; rank r takes indices r, r + W, ... of them."""
-    indices = list(range(rank, n, world_size))
+    """The first ``n`` images of ``dataset`` in order; rank r takes its :func:`shard` of them."""
+    indices = shard(n, rank, world_size)
     for i in range(0, len(indices), batch_size):
         yield torch.stack([image_of(dataset[j]) for j in indices[i : i + batch_size]])
 
@@ -331,7 +368,8 @@ def score(
         hit = bool(ranks.broadcast(path is not None and path.is_file()))
         if hit:
             return cache.load(path), hit
-        features = extract(extractor, real_batches(dataset, n, batch_size, ranks.rank, ranks.world), device)
+        batches = real_batches(dataset, n, batch_size, ranks.rank, ranks.world)
+        features = extract(extractor, batches, device, shard(n, ranks.rank, ranks.world))
         if len(features) != n:  # a gather that lost a rank's share would bias everything
             raise RuntimeError(f"gathered {len(features)}/{n} real features")
         if path is not None and ranks.rank == 0:
@@ -339,7 +377,8 @@ def score(
         return features, hit
 
     real, hit = real_features(plan.reference, plan.n, plan.label)
-    fake = extract(extractor, model_batches(model, plan, batch_size, seed, device, ranks), device)
+    batches = model_batches(model, plan, batch_size, seed, device, ranks)
+    fake = extract(extractor, batches, device, model_positions(plan, ranks))
     if len(fake) != plan.n:
         raise RuntimeError(f"gathered {len(fake)}/{plan.n} fake features")
     report = {"n_real": plan.n, "n_fake": plan.n, "real": f"{real_name} {plan.label}", "real_features_cached": hit}
@@ -353,29 +392,52 @@ def score(
     return values, report
 
 
+def chunk_spans(n: int, rank: int = 0, world: int = 1) -> list[tuple[int, int, int]]:
+    """``(j, first, stop)`` for each chunk of ``n`` samples that rank ``rank`` of ``world`` makes:
+    chunk ``j`` holds images ``first`` to ``stop - 1`` and falls to rank ``j mod world``. Chunks of
+    :data:`SAMPLE_CHUNK`; every rank needs a share (torchmetrics gathers from all of them), so with
+    fewer chunks than processes, chunks of one image."""
+    chunk = SAMPLE_CHUNK if math.ceil(n / SAMPLE_CHUNK) >= world else 1
+    return [(j, j * chunk, min(n, (j + 1) * chunk)) for j in range(rank, math.ceil(n / chunk), world)]
+
+
+def sample_chunks(
+    model, n: int, seed: int, device: torch.device | str, rank: int = 0, world: int = 1, **options
+) -> Iterator[torch.Tensor]:
+    """Rank ``rank``'s share of ``n`` samples named by ``seed``, one tensor per :func:`chunk_spans`
+    chunk, chunk ``j`` drawn by ``model.sample`` (with ``options``) from a generator seeded with
+    :func:`chunk_seed`. One random stream cut into batches would draw other latents for every batch
+    size (``torch.randn`` does not give the same numbers when the same count is drawn in other
+    pieces); fixed chunks make the images a function of the seed."""
+    for j, first, stop in chunk_spans(n, rank, world):
+        generator = torch.Generator(device=device).manual_seed(chunk_seed(seed, j))
+        yield model.sample(stop - first, generator=generator, **options)
+
+
+def model_positions(plan: Plan, ranks: Ranks) -> list[int]:
+    """Where the images :func:`model_batches` makes on this rank sit among the plan's ``n``."""
+    if plan.source is not None:
+        return shard(plan.n, ranks.rank, ranks.world)
+    return [i for _, first, stop in chunk_spans(plan.n, ranks.rank, ranks.world) for i in range(first, stop)]
+
+
 def model_batches(
     model, plan: Plan, batch_size: int, seed: int, device: torch.device | str, ranks: Ranks
 ) -> Iterable[torch.Tensor]:
     """This rank's share of the plan's ``n`` images from the model, about ``batch_size`` at a time:
     translations of the first ``n`` images of the source (the same split between ranks as
-    :func:`real_batches`), or samples drawn in chunks of :data:`SAMPLE_CHUNK`, chunk ``j`` from a
-    generator seeded with (``seed``, ``j``) and made by rank ``j mod W``. So a seed names the same
-    ``n`` samples whatever ``batch_size`` and the number of processes, and the training log's
-    ``val/fid1000[...]`` and ``evaluate.py`` agree on a checkpoint (one random stream cut into
-    batches of another size draws other latents). Fewer than W chunks: chunks of one image."""
+    :func:`real_batches`), or this rank's :func:`sample_chunks`. So a seed names the same ``n``
+    samples whatever ``batch_size`` and the number of processes, and the training log's
+    ``val/fid1000[...]``, ``evaluate.py`` and ``generate.py`` agree on a checkpoint."""
     if plan.source is not None:
         for images in real_batches(plan.source, plan.n, batch_size, ranks.rank, ranks.world):
             yield model.translate(images, plan.direction)
         return
-    # Every rank needs a share (torchmetrics gathers from all of them): with fewer chunks than processes,
-    # chunks of one image.
-    chunk = SAMPLE_CHUNK if math.ceil(plan.n / SAMPLE_CHUNK) >= ranks.world else 1
     pending: list[torch.Tensor] = []
     count = 0
-    for j in range(ranks.rank, math.ceil(plan.n / chunk), ranks.world):
-        generator = torch.Generator(device=device).manual_seed((seed % 2**32) * 2**32 + j)
-        pending.append(model.sample(min(chunk, plan.n - j * chunk), generator=generator))
-        count += len(pending[-1])
+    for images in sample_chunks(model, plan.n, seed, device, ranks.rank, ranks.world):
+        pending.append(images)
+        count += len(images)
         if count >= batch_size:
             yield torch.cat(pending)
             pending, count = [], 0
