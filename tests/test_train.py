@@ -220,9 +220,15 @@ def test_sigterm_refreshes_last_checkpoint_mid_epoch(make_cfg):
 
 def test_ddp_two_cpu_processes(tmp_path):
     small = ["data.batch_size=16", "model.generator.width=8", "model.discriminator.width=8"]
-    saved = train_ddp_on_cpu(tmp_path, *small, batches=3)
+    probe = ["+callbacks.probe._target_=tests.probes.BuffersAtEnd", f"+callbacks.probe.dirpath={tmp_path}"]
+    saved = train_ddp_on_cpu(tmp_path, *small, *probe, batches=3)
     assert saved["global_step"] == 3 * 2
     assert saved["callbacks"]["ImagesSeen"]["images"] == 3 * 16 * 2  # both processes counted
+    # Each rank updates its own batch-norm statistics between DDP's broadcasts; the sample-quality callback
+    # hands rank 0's (the checkpoint's) to the others, or rank 1 would score samples of a model no file holds.
+    ranks = [torch.load(tmp_path / f"buffers-rank{r}.pt", weights_only=True) for r in (0, 1)]
+    running = [k for k in ranks[0] if "running" in k]  # without it they differ (seen)
+    assert running and all(torch.equal(ranks[0][k], ranks[1][k]) for k in running)
 
 
 def test_unknown_choice_lists_alternatives():
