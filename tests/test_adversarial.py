@@ -85,9 +85,9 @@ def test_lr_decay_epochs_hold_then_take_both_lrs_linearly_to_zero(make_cfg):
     lrs = LearningRates()
     cfg = make_cfg(*TINY, "trainer.max_epochs=5", "model.lr_decay_epochs=3")
     train.run(cfg, callbacks=[lrs])
-    lr = cfg.model.optimizer_g.lr
-    assert [g for g, _ in lrs.lrs] == pytest.approx([lr * f for f in (1, 1, 3 / 4, 2 / 4, 1 / 4)])
-    assert [d for _, d in lrs.lrs] == [g for g, _ in lrs.lrs]
+    factors = (1, 1, 3 / 4, 2 / 4, 1 / 4)
+    assert [g for g, _ in lrs.lrs] == pytest.approx([cfg.model.optimizer_g.lr * f for f in factors])
+    assert [d for _, d in lrs.lrs] == pytest.approx([cfg.model.optimizer_d.lr * f for f in factors])
     saved = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=True)
     assert [opt["param_groups"][0]["lr"] for opt in saved["optimizer_states"]] == [0, 0]
 

@@ -39,8 +39,9 @@ def logged(cfg, key: str) -> list[float]:
 class FakeModule:
     """What the callback reads from a LightningModule: its hparams, and ``log``."""
 
-    def __init__(self, probability: bool = True):
-        self.hparams = {"loss": {"probability": probability}, "optimizer_d": {}}
+    def __init__(self, probability: bool = True, real_label: float | None = None):
+        d_loss = {} if real_label is None else {"real_label": real_label}
+        self.hparams = {"loss": {"probability": probability, "d": d_loss}, "optimizer_d": {}}
         self.logged = defaultdict(list)
 
     def log(self, key, value, **kwargs):
@@ -100,6 +101,14 @@ def test_d_wins_after_patience_saturated_steps_in_a_row_and_warns_once(caplog):
     assert len(alarms(caplog)) == 1 and "discriminator is winning outright" in alarms(caplog)[0]
 
 
+def test_d_wins_under_label_smoothing_is_d_at_its_smoothed_target():
+    """With real images labelled 0.9, a winning D answers about 0.9 on them (0.83-0.94 in the run below), never 0.998."""
+    health, module = TrainingHealth(d_wins_patience=1), FakeModule(real_label=0.9)
+    for d_real in (0.93, 0.85, 0.75):
+        health.on_train_batch_end(fake_trainer({"train/d_real": d_real, "train/d_fake": 0.0001}), module, None, None, 0)
+    assert module.logged["health/d_wins"] == [1, 1, 0]
+
+
 def test_d_wins_is_off_when_d_outputs_are_not_probabilities(caplog):
     """Hinge / LSGAN / Wasserstein log raw outputs: 1 and 0 mean nothing there."""
     health, module = TrainingHealth(d_wins_patience=1), FakeModule(probability=False)
@@ -107,11 +116,15 @@ def test_d_wins_is_off_when_d_outputs_are_not_probabilities(caplog):
     assert not module.logged and not alarms(caplog)
 
 
-@pytest.mark.parametrize("lr_d, wins", [(2e-2, True), (2e-4, False)])
-def test_a_d_with_100x_the_learning_rate_wins_outright(make_cfg, caplog, lr_d, wins):
+@pytest.mark.parametrize(
+    "lr_d, loss, wins",
+    [(2e-2, "nonsaturating", True), (2e-4, "nonsaturating", False), (2e-2, "nonsaturating_smooth", True)],
+)
+def test_a_d_with_100x_the_learning_rate_wins_outright(make_cfg, caplog, lr_d, loss, wins):
     cfg = make_cfg(
         *TINY_GAN,
         *QUIET,
+        f"model/loss={loss}",
         "trainer.limit_train_batches=20",
         "model.optimizer_g.lr=2e-4",  # the paper's rate for G; D at 100x of it, or the same
         f"model.optimizer_d.lr={lr_d}",

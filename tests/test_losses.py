@@ -37,6 +37,18 @@ def test_logistic_losses_match_their_formulas():
     )
 
 
+def test_one_sided_label_smoothing_is_cross_entropy_against_the_real_label():
+    logits_real, logits_fake = torch.tensor([2.0, -1.0, 4.0]), torch.tensor([0.5, -3.0])
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(
+        logits_real, torch.full((3,), 0.9)
+    ) + torch.nn.functional.binary_cross_entropy_with_logits(logits_fake, torch.zeros(2))
+    smoothed = losses.d_nonsaturating_loss(logits_real, logits_fake, real_label=0.9)
+    assert smoothed.item() == pytest.approx(expected.item(), rel=1e-6)
+    # D's best answer on a real image is now 0.9: the loss rises again past logit(0.9) = ln 9
+    near, far = (losses.d_nonsaturating_loss(torch.tensor([x]), torch.tensor([-9.0]), 0.9) for x in (math.log(9), 9.0))
+    assert near < far
+
+
 def test_minimax_generator_saturates_when_discriminator_wins():
     # With D sure the fakes are fake (logit -10) the minimax gradient vanishes; the NS one does not.
     logits = torch.full((4,), -10.0, requires_grad=True)

@@ -18,9 +18,15 @@ from torch import Tensor
 # --- Goodfellow et al. 2014: min_G max_D E[log D(x)] + E[log(1 - D(G(z)))] ------------------
 
 
-def d_nonsaturating_loss(logits_real: Tensor, logits_fake: Tensor) -> Tensor:
-    """-E[log D(x)] - E[log(1 - D(G(z)))], the discriminator side of the original game."""
-    return F.softplus(-logits_real).mean() + F.softplus(logits_fake).mean()
+def d_nonsaturating_loss(logits_real: Tensor, logits_fake: Tensor, real_label: float = 1.0) -> Tensor:
+    """-E[log D(x)] - E[log(1 - D(G(z)))], the discriminator side of the original game.
+
+    ``real_label`` < 1 is one-sided label smoothing (Salimans et al. 2016, arXiv:1606.03498 §3.4):
+    D's target for real images is ``real_label`` (binary cross-entropy against it), for fakes still 0,
+    so D gains nothing by growing ever surer of the real images.
+    """
+    real = real_label * F.softplus(-logits_real) + (1 - real_label) * F.softplus(logits_real)
+    return real.mean() + F.softplus(logits_fake).mean()
 
 
 def g_nonsaturating_loss(logits_fake: Tensor) -> Tensor:

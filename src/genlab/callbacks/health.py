@@ -84,8 +84,9 @@ def mean_pairwise_distance(features: torch.Tensor) -> float:
 class TrainingHealth(L.Callback):
     """Warns once per kind when a run goes wrong; every check also logs a ``health/...`` key.
 
-    - ``health/d_wins``: D winning outright, mean D(real) > 1 − ``d_wins_margin`` and
-      D(fake) < ``d_wins_margin`` (``train/d_real``, ``train/d_fake``) on ``d_wins_patience``
+    - ``health/d_wins``: D winning outright, mean D(real) > 1 − ``d_wins_margin`` (under label smoothing,
+      where D's best answer on real images is the loss's ``real_label`` t and its mean jitters about it:
+      D(real) > t − (1 − t)) and D(fake) < ``d_wins_margin`` (``train/d_real``, ``train/d_fake``) on ``d_wins_patience``
       consecutive logged steps. Only where those are probabilities (the model's ``loss.probability``:
       the logistic losses); raw hinge / least-squares / Wasserstein outputs have no value that means
       "won", so the check is off there.
@@ -270,7 +271,8 @@ class TrainingHealth(L.Callback):
         if "train/d_real" not in metrics or "train/d_fake" not in metrics:
             return
         d_real, d_fake = float(metrics["train/d_real"]), float(metrics["train/d_fake"])
-        bad = d_real > 1 - self.d_wins_margin and d_fake < self.d_wins_margin
+        target = d_real_target(pl_module)  # under label smoothing D(real) jitters about it by up to its smoothing
+        bad = d_real > target - max(self.d_wins_margin, 1 - target) and d_fake < self.d_wins_margin
         alarm = self.alarms["d_wins"]
         pl_module.log(alarm.key, float(bad), on_step=True, on_epoch=False)
         if alarm.check(bad):
@@ -406,6 +408,12 @@ def d_outputs_probabilities(pl_module: L.LightningModule) -> bool:
     """Whether the logged D outputs are probabilities: the loss config says so (``probability: true``)."""
     loss = pl_module.hparams.get("loss")
     return isinstance(loss, Mapping) and bool(loss.get("probability", False))
+
+
+def d_real_target(pl_module: L.LightningModule) -> float:
+    """What D is trained to answer on real images: 1, or the smoothed label of its loss (``loss.d.real_label``)."""
+    d_loss = pl_module.hparams["loss"].get("d")
+    return float(d_loss.get("real_label", 1.0)) if isinstance(d_loss, Mapping) else 1.0
 
 
 def optimizer_names(pl_module: L.LightningModule, optimizers) -> dict[int, str]:
